@@ -1,0 +1,158 @@
+"""`SADAConfig`: every SADA hyper-parameter, with its default and its valid range in one place."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .ops import DEFAULT_MAX_MAGNITUDES, MAGNITUDE_LIMITS, OP_NAMES
+
+STRATEGIES = ("sada", "sada_shuffled", "entropy", "random", "trivialaugment", "none")
+NORMALIZATIONS = ("minmax", "rank")
+DIRECTIONS = ("stable_strong", "unstable_strong")
+STORE_DTYPES = ("float32", "float16")
+
+
+@dataclass
+class SADAConfig:
+    """Configuration of SADA's influence signal, strengths and augmentation space.
+
+    Parseable with `transformers.HfArgumentParser`; every field's `help` says what it does.
+    """
+
+    # Strategy: how per-example strengths are chosen. Everything but "sada" is a comparison baseline.
+    strategy: str = field(
+        default="sada",
+        metadata={
+            "help": "How strengths are chosen: 'sada' (the paper); baselines: 'sada_shuffled' (SADA's strengths "
+            "permuted across examples each epoch), 'entropy' (1 - entropy / log K of the last prediction, "
+            "EntAugment-style), 'random' (one fixed uniform strength per example), 'trivialaugment' (every visit "
+            "uses the warm-up strength), 'none' (no SADA op, base augmentation only).",
+            "choices": list(STRATEGIES),
+        },
+    )
+
+    # Influence signal (paper Eq. 5-7)
+    window: int = field(
+        default=10,
+        metadata={"help": "Number of recent influence values whose variance is taken (paper: 10; 5 for short runs)."},
+    )
+    decay: float = field(
+        default=0.9,
+        metadata={"help": "EMA weight of the newest window variance, V = decay * V_t + (1 - decay) * V (paper: 0.9)."},
+    )
+
+    # From variance to strength
+    normalization: str = field(
+        default="minmax",
+        metadata={
+            "help": "How variances become strengths: 'minmax' (the paper; heavy-tailed V puts most strengths "
+            "near the extreme) or 'rank' (uniform strengths in [0, 1], same ordering).",
+            "choices": list(NORMALIZATIONS),
+        },
+    )
+    direction: str = field(
+        default="stable_strong",
+        metadata={
+            "help": "'stable_strong': low variance -> strong augmentation (the paper); 'unstable_strong' inverts "
+            "it (ablation).",
+            "choices": list(DIRECTIONS),
+        },
+    )
+    warmup_strength: float | None = field(
+        default=None,
+        metadata={
+            "help": "Strength of a visit to an example that has no SADA strength yet (its first visits, or all "
+            "variances equal). None draws a fresh uniform strength per visit, as TrivialAugment; a number in "
+            "[0, 1] uses that constant (with strategy 'trivialaugment': a fixed-strength run)."
+        },
+    )
+
+    # Augmentation space (paper Table 8)
+    ops: list[str] = field(
+        default_factory=lambda: list(OP_NAMES),
+        metadata={"help": f"Ops drawn uniformly per visit. Default: all 14 ({', '.join(OP_NAMES)})."},
+    )
+    max_magnitudes: dict[str, float] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Overrides of the magnitude at strength 1, as a dict or JSON string, e.g. '{\"rotate\": 45}'. "
+            f"Defaults: {json.dumps({k: round(v, 4) for k, v in DEFAULT_MAX_MAGNITUDES.items()})}."
+        },
+    )
+
+    # Store
+    store_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "dtype of the stored log-probabilities (N x K): 'float32' (exact to float32 rounding) or "
+            "'float16' (half the memory, KL errors up to about 1e-2 relative; see README).",
+            "choices": list(STORE_DTYPES),
+        },
+    )
+    seed: int | None = field(
+        default=None,
+        metadata={"help": "Seed of the augmentation draws. None: TrainingArguments.seed under SADATrainer, else 0."},
+    )
+
+    def __post_init__(self) -> None:
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("normalization", self.normalization, NORMALIZATIONS)
+        _check_choice("direction", self.direction, DIRECTIONS)
+        _check_choice("store_dtype", self.store_dtype, STORE_DTYPES)
+        if not isinstance(self.window, int) or self.window < 2:
+            raise ValueError(
+                f"`window` must be an integer >= 2, got {self.window!r}: the variance of one value is always 0. "
+                "Use 10 (the paper) or 5 for short runs."
+            )
+        if not 0.0 < self.decay <= 1.0:
+            raise ValueError(f"`decay` must be in (0, 1], got {self.decay!r}: it weights the newest variance.")
+        if self.warmup_strength is not None and not 0.0 <= self.warmup_strength <= 1.0:
+            raise ValueError(
+                f"`warmup_strength` must be None or in [0, 1], got {self.warmup_strength!r}."
+            )
+        self.ops = list(self.ops)
+        if not self.ops:
+            raise ValueError("`ops` is empty: give at least one op, e.g. ['identity'].")
+        unknown = sorted(set(self.ops) - set(OP_NAMES))
+        if unknown:
+            raise ValueError(f"`ops` has unknown names {unknown}; the op space is {list(OP_NAMES)}.")
+        if isinstance(self.max_magnitudes, str):
+            self.max_magnitudes = json.loads(self.max_magnitudes)
+        self.max_magnitudes = dict(self.max_magnitudes or {})
+        for name, value in self.max_magnitudes.items():
+            if name not in MAGNITUDE_LIMITS:
+                raise ValueError(
+                    f"`max_magnitudes` names {name!r}, which has no magnitude; ops with one: {list(MAGNITUDE_LIMITS)}."
+                )
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= MAGNITUDE_LIMITS[name]):
+                raise ValueError(
+                    f"`max_magnitudes[{name!r}]` must be in [0, {MAGNITUDE_LIMITS[name]}], got {value!r}."
+                )
+        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
+            raise ValueError(f"`seed` must be None or an integer >= 0, got {self.seed!r}.")
+
+    @property
+    def magnitudes(self) -> dict[str, float]:
+        """Magnitude at strength 1 of every op with one: the defaults with `max_magnitudes` applied."""
+        return {**DEFAULT_MAX_MAGNITUDES, **self.max_magnitudes}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SADAConfig:
+        """Build from `to_dict()` output; unknown keys raise so that a mismatch is never silent."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown SADAConfig fields {unknown}; known fields: {sorted(known)}.")
+        return cls(**values)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {list(allowed)}, got {value!r}.")

@@ -1,0 +1,65 @@
+"""Local image-classification data as `datasets.Dataset`s with an `Image` feature, so that tests,
+benchmarks and the command line use the same code path as a Hub or `imagefolder` dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+CIFAR10_ENV = "SADA_CIFAR10"
+_CIFAR10_FILE = "cifar10_jpeg_full.npz"
+
+
+def find_cifar10() -> Path:
+    """Path of the CIFAR-10 JPEG archive: `$SADA_CIFAR10`, else `../shared/data/` from the working
+    directory or from this package's checkout."""
+    candidates = [os.environ.get(CIFAR10_ENV)] if os.environ.get(CIFAR10_ENV) else []
+    candidates += [
+        Path.cwd().parent / "shared" / "data" / _CIFAR10_FILE,
+        Path(__file__).resolve().parents[2] / "shared" / "data" / _CIFAR10_FILE,
+    ]
+    for candidate in candidates:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    raise FileNotFoundError(
+        f"CIFAR-10 archive {_CIFAR10_FILE} not found (looked at {[str(c) for c in candidates]}). Set "
+        f"{CIFAR10_ENV}=/path/to/{_CIFAR10_FILE}."
+    )
+
+
+def load_cifar10(
+    split: str = "train",
+    examples_per_class: int | None = None,
+    seed: int = 0,
+    path: str | os.PathLike | None = None,
+) -> datasets.Dataset:
+    """CIFAR-10 from the JPEG archive as a `Dataset` with `image` (the original JPEG bytes) and
+    `label` (`ClassLabel`) columns.
+
+    The archive is sorted by class, so a subset takes `examples_per_class` images of every class
+    (a seeded draw) and the rows are shuffled with the same seed.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
+    with np.load(path if path is not None else find_cifar10()) as archive:
+        jpeg, offsets = archive[f"{split}_jpeg"], archive[f"{split}_offsets"]
+        labels = archive[f"y_{split}"].astype(np.int64)
+        class_names = [str(name) for name in archive["class_names"]]
+
+    rng = np.random.default_rng(seed)
+    if examples_per_class is None:
+        rows = rng.permutation(len(labels))
+    else:
+        per_class = [np.flatnonzero(labels == c) for c in range(len(class_names))]
+        smallest = min(len(rows) for rows in per_class)
+        if not 0 < examples_per_class <= smallest:
+            raise ValueError(f"`examples_per_class` must be in 1..{smallest} for split {split!r}, got {examples_per_class}.")
+        rows = np.concatenate([rng.choice(rows, examples_per_class, replace=False) for rows in per_class])
+        rows = rng.permutation(rows)
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)})
+    images = [{"bytes": jpeg[offsets[i] : offsets[i + 1]].tobytes(), "path": None} for i in rows]
+    return datasets.Dataset.from_dict({"image": images, "label": labels[rows]}, features=features)

@@ -1,0 +1,155 @@
+"""`InfluenceStore`: SADA's per-example influence signal (paper Eq. 5-7), index-aligned and pure tensor math."""
+
+from __future__ import annotations
+
+import torch
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+class InfluenceStore:
+    """Per-example influence state for `num_examples` examples and `num_labels` classes, on the CPU.
+
+    At each visit of example i (once per epoch) with predictive distribution p_v:
+    influence d_v = KL(p_v || p_{v-1}) (Eq. 5), window variance V_t = sum_j (|d_j| - mean |d|)^2 over
+    the last `window` values (Eq. 6, a sum), and V = decay * V_t + (1 - decay) * V (Eq. 7; the first
+    defined V_t initialises V).
+
+    Attributes:
+        log_probs (`torch.Tensor`, N x K, `store_dtype`): log-probabilities of each example's last visit.
+        window (`torch.Tensor`, N x L, float32): ring buffer of the last L influence values |d|.
+        variance (`torch.Tensor`, N, float32): the EMA V; NaN until an example has 2 influence values.
+        visits (`torch.Tensor`, N, int32): stored visits per example.
+        last_epoch (`torch.Tensor`, N, int32): epoch of the last stored visit (-1: never visited).
+        nonfinite_skipped (`int`): rows with non-finite logits that were counted and not stored.
+    """
+
+    def __init__(
+        self, num_examples: int, num_labels: int, window: int = 10, decay: float = 0.9, store_dtype: str = "float32"
+    ) -> None:
+        if num_examples < 1:
+            raise ValueError(f"`num_examples` must be >= 1, got {num_examples}.")
+        if num_labels < 2:
+            raise ValueError(
+                f"`num_labels` must be >= 2, got {num_labels}: the influence compares class distributions."
+            )
+        self.num_examples = num_examples
+        self.num_labels = num_labels
+        self.window_size = window
+        self.decay = decay
+        self.log_probs = torch.zeros(num_examples, num_labels, dtype=_DTYPES[store_dtype])
+        self.window = torch.zeros(num_examples, window, dtype=torch.float32)
+        self.variance = torch.full((num_examples,), float("nan"), dtype=torch.float32)
+        self.visits = torch.zeros(num_examples, dtype=torch.int32)
+        self.last_epoch = torch.full((num_examples,), -1, dtype=torch.int32)
+        self.nonfinite_skipped = 0
+
+    def reset(self) -> None:
+        """Forget every visit, in place."""
+        self.log_probs.zero_()
+        self.window.zero_()
+        self.variance.fill_(float("nan"))
+        self.visits.zero_()
+        self.last_epoch.fill_(-1)
+        self.nonfinite_skipped = 0
+
+    def update(self, indices: torch.Tensor, logits: torch.Tensor, epoch: int) -> int:
+        """Record one visit for each row of `logits` (B x K) at dataset positions `indices` (B).
+
+        Negative indices (padding) are dropped; rows with non-finite logits are counted, not stored;
+        an index repeated in the batch or already visited in `epoch` keeps its first visit only.
+        Returns the number of visits stored.
+        """
+        indices = indices.reshape(-1).to(torch.int64)
+        logits = logits.reshape(indices.numel(), -1)
+        if logits.shape[1] != self.num_labels:
+            raise ValueError(
+                f"Logits have {logits.shape[1]} classes but the store was built for {self.num_labels}: "
+                "the model's num_labels must match the SADA state."
+            )
+        real = indices >= 0
+        finite = torch.isfinite(logits).all(dim=1)
+        self.nonfinite_skipped += int((real & ~finite).sum())
+        keep = real & finite
+        indices, logits = indices[keep], logits[keep]
+        if indices.numel() == 0:
+            return 0
+        if int(indices.max()) >= self.num_examples:
+            raise IndexError(
+                f"Index {int(indices.max())} is out of range for a store of {self.num_examples} examples: the "
+                "index column must hold positions 0..N-1 of the training dataset."
+            )
+        first = _first_occurrences(indices)
+        indices, logits = indices[first], logits[first]
+        fresh = self.last_epoch[indices] != epoch
+        indices, logits = indices[fresh], logits[fresh]
+        if indices.numel() == 0:
+            return 0
+
+        log_p = torch.log_softmax(logits.to(torch.float32), dim=1)
+        seen = self.visits[indices] > 0
+        if bool(seen.any()):
+            self._add_influence(indices[seen], log_p[seen])
+        self.log_probs[indices] = log_p.to(self.log_probs.dtype)
+        self.visits[indices] += 1
+        self.last_epoch[indices] = epoch
+        return int(indices.numel())
+
+    def _add_influence(self, rows: torch.Tensor, log_p: torch.Tensor) -> None:
+        """Append |KL(p || stored p)| to each row's window and fold its window variance into V."""
+        log_q = self.log_probs[rows].to(torch.float32)
+        influence = (log_p.exp() * (log_p - log_q)).sum(dim=1).abs()
+
+        recorded = (self.visits[rows] - 1).to(torch.int64)  # influence values recorded before this visit
+        self.window[rows, recorded % self.window_size] = influence
+        count = torch.clamp(recorded + 1, max=self.window_size)
+        defined = count >= 2
+        if not bool(defined.any()):
+            return
+        rows, count = rows[defined], count[defined]
+        values = self.window[rows].to(torch.float64)
+        valid = torch.arange(self.window_size) < count[:, None]
+        mean = (values * valid).sum(dim=1) / count
+        window_variance = (((values - mean[:, None]) ** 2) * valid).sum(dim=1)
+
+        previous = self.variance[rows].to(torch.float64)
+        ema = self.decay * window_variance + (1.0 - self.decay) * previous
+        self.variance[rows] = torch.where(torch.isnan(previous), window_variance, ema).to(torch.float32)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors that restore this store exactly."""
+        return {
+            "log_probs": self.log_probs,
+            "window": self.window,
+            "variance": self.variance,
+            "visits": self.visits,
+            "last_epoch": self.last_epoch,
+            "nonfinite_skipped": torch.tensor(self.nonfinite_skipped, dtype=torch.int64),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore from `state_dict()` output after checking every name, shape and dtype; nothing is
+        changed if a check fails."""
+        expected = self.state_dict()
+        missing = sorted(set(expected) - set(state))
+        if missing:
+            raise ValueError(f"SADA store state lacks {missing}; it has {sorted(state)}.")
+        for name, reference in expected.items():
+            got = state[name]
+            if tuple(got.shape) != tuple(reference.shape) or got.dtype != reference.dtype:
+                raise ValueError(
+                    f"SADA store tensor {name!r} has shape {tuple(got.shape)} and dtype {got.dtype}; this store "
+                    f"needs shape {tuple(reference.shape)} and dtype {reference.dtype} "
+                    f"({self.num_examples} examples, {self.num_labels} labels, window {self.window_size})."
+                )
+        for name in ("log_probs", "window", "variance", "visits", "last_epoch"):
+            getattr(self, name).copy_(state[name])
+        self.nonfinite_skipped = int(state["nonfinite_skipped"])
+
+
+def _first_occurrences(indices: torch.Tensor) -> torch.Tensor:
+    """Positions of the first occurrence of each distinct value in `indices`."""
+    unique, inverse = torch.unique(indices, return_inverse=True)
+    positions = torch.arange(indices.numel())
+    first = torch.full((unique.numel(),), indices.numel(), dtype=torch.int64)
+    return first.scatter_reduce(0, inverse, positions, reduce="amin")

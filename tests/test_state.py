@@ -1,0 +1,215 @@
+"""SADAState: epoch logic, strategies, statistics, and exact, atomic, validated persistence."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+import torch
+
+import sada_hf.state as state_module
+from sada_hf import SADAConfig, SADAState
+from sada_hf.state import STATE_FILE
+from sada_hf.strengths import variance_strengths
+
+N, K = 40, 5
+
+
+def run_epochs(state: SADAState, epochs: int, seed: int = 0) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(state.epochs_completed, state.epochs_completed + epochs):
+        state.begin_epoch(epoch)
+        order = torch.randperm(state.num_examples, generator=generator)
+        for batch in order.split(16):
+            state.observe(batch, torch.randn(len(batch), state.num_labels, generator=generator) * 3)
+        state.end_epoch()
+
+
+def assert_same_state(a: SADAState, b: SADAState) -> None:
+    for name, tensor in a.store.state_dict().items():
+        torch.testing.assert_close(tensor, b.store.state_dict()[name], rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(a.strengths, b.strengths, rtol=0, atol=0, equal_nan=True)
+    assert (a.epoch, a.epochs_completed, a.history) == (b.epoch, b.epochs_completed, b.history)
+
+
+def test_strengths_appear_after_the_third_visit():
+    state = SADAState(N, K, SADAConfig(seed=0))
+    run_epochs(state, 2)
+    assert torch.isnan(state.strengths).all()
+    assert [h["warmup_fraction"] for h in state.history] == [1.0, 1.0]
+    run_epochs(state, 1)
+    assert not torch.isnan(state.strengths).any()
+    expected = variance_strengths(state.variance, "minmax", "stable_strong")
+    assert torch.equal(state.strengths, expected)
+
+
+def test_epoch_statistics_describe_the_published_strengths():
+    state = SADAState(N, K, SADAConfig(seed=0, normalization="rank"))
+    run_epochs(state, 4)
+    stats = state.history[-1]
+    s = state.strengths.double()
+    assert stats["epoch"] == 4 and stats["warmup_fraction"] == 0.0
+    assert stats["strength_mean"] == pytest.approx(float(s.mean()))
+    assert stats["strength_std"] == pytest.approx(float(s.std(unbiased=False)))
+    assert stats["strength_median"] == pytest.approx(float(torch.quantile(s, 0.5)))
+    assert stats["expected_strength"] == pytest.approx(stats["strength_mean"])
+    assert sum(stats["histogram"]) == N
+    json.dumps(state.history)  # serialisable, no NaN
+
+
+def observation_plan(epochs: int, seed: int = 0):
+    """Per epoch, the (indices, logits) batches of a shuffled pass over N examples."""
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        [(batch, torch.randn(len(batch), K, generator=generator) * 3) for batch in torch.randperm(N, generator=generator).split(16)]
+        for _ in range(epochs)
+    ]
+
+
+def test_begin_epoch_runs_a_skipped_epoch_end():
+    plan = observation_plan(3)
+    reference = SADAState(N, K, SADAConfig(seed=0))
+    interrupted = SADAState(N, K, SADAConfig(seed=0))
+    for epoch, batches in enumerate(plan):
+        for state in (reference, interrupted):
+            state.begin_epoch(epoch)
+            for indices, logits in batches:
+                state.observe(indices, logits)
+        reference.end_epoch()
+        if epoch < 2:  # a checkpoint written by the last step of epoch 2 precedes its epoch end
+            interrupted.end_epoch()
+    caught_up = interrupted.begin_epoch(3)
+    assert len(caught_up) == 1 and interrupted.epochs_completed == 3
+    reference.begin_epoch(3)
+    assert_same_state(interrupted, reference)
+
+
+@pytest.mark.parametrize("strategy", ["sada", "sada_shuffled", "entropy", "random", "trivialaugment", "none"])
+def test_strategies_publish_what_they_promise(strategy):
+    state = SADAState(N, K, SADAConfig(seed=0, strategy=strategy))
+    initial = state.strengths
+    run_epochs(state, 4)
+    sada = variance_strengths(state.variance, "minmax", "stable_strong")
+    published = state.strengths
+    if strategy == "sada":
+        assert torch.equal(published, sada)
+    elif strategy == "sada_shuffled":
+        assert sorted(published.tolist()) == sorted(sada.tolist()) and not torch.equal(published, sada)
+    elif strategy == "entropy":
+        assert not torch.isnan(published).any() and 0 <= float(published.min()) <= float(published.max()) <= 1
+    elif strategy == "random":
+        assert not torch.isnan(initial).any() and torch.equal(published, initial)
+    else:
+        assert torch.isnan(published).all()
+    expected_strength = state.history[-1]["expected_strength"]
+    assert expected_strength == (0.0 if strategy == "none" else pytest.approx(float(published.nan_to_num(0.5).mean())))
+
+
+def test_save_and_load_restore_exactly(tmp_path):
+    state = SADAState(N, K, SADAConfig(seed=4, window=5, strategy="sada_shuffled"))
+    run_epochs(state, 4)
+    state.begin_epoch(4)
+    state.observe(torch.arange(10), torch.randn(10, K))  # mid-epoch
+    state.save(tmp_path)
+    assert {STATE_FILE, "sada_config.json"} <= set(os.listdir(tmp_path))
+    assert json.loads((tmp_path / "sada_config.json").read_text())["config"]["window"] == 5
+
+    restored = SADAState(N, K, SADAConfig(seed=4, window=5, strategy="sada_shuffled"))
+    assert restored.load(tmp_path) == []
+    assert_same_state(restored, state)
+    run_epochs(state, 2, seed=9)
+    run_epochs(restored, 2, seed=9)
+    assert_same_state(restored, state)  # and they continue identically
+
+
+def test_load_reports_changed_config_fields(tmp_path):
+    SADAState(N, K, SADAConfig(seed=0)).save(tmp_path)
+    assert SADAState(N, K, SADAConfig(seed=0, decay=0.5)).load(tmp_path) == ["decay"]
+
+
+@pytest.mark.parametrize(
+    "other, message",
+    [
+        (dict(num_examples=N + 1, num_labels=K), "40 training examples, but this run has 41"),
+        (dict(num_examples=N, num_labels=K + 1), "5 labels, but this run has 6"),
+    ],
+)
+def test_state_of_another_dataset_or_label_count_is_refused(tmp_path, other, message):
+    SADAState(N, K, SADAConfig(seed=0)).save(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        SADAState(other["num_examples"], other["num_labels"], SADAConfig(seed=0)).load(tmp_path)
+
+
+def test_structural_config_change_is_refused(tmp_path):
+    SADAState(N, K, SADAConfig(seed=0, window=10)).save(tmp_path)
+    with pytest.raises(ValueError, match="window=10"):
+        SADAState(N, K, SADAConfig(seed=0, window=5)).load(tmp_path)
+
+
+def _trained(seed=0):
+    state = SADAState(N, K, SADAConfig(seed=seed))
+    run_epochs(state, 3, seed=seed)
+    return state
+
+
+def _snapshot(state: SADAState):
+    return {name: t.clone() for name, t in state.store.state_dict().items()}, state.strengths, state.history
+
+
+def test_truncated_file_is_refused_before_anything_changes(tmp_path):
+    _trained(1).save(tmp_path)
+    path = tmp_path / STATE_FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    target = _trained(2)
+    before = _snapshot(target)
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        target.load(tmp_path)
+    after = _snapshot(target)
+    for name in before[0]:
+        torch.testing.assert_close(before[0][name], after[0][name], rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(before[1], after[1], rtol=0, atol=0, equal_nan=True)
+
+
+def test_wrong_dtype_in_the_file_is_refused_before_anything_changes(tmp_path, monkeypatch):
+    source = _trained(1)
+    source.store.visits = source.store.visits.to(torch.int64)  # a file whose tensor has the wrong dtype
+    source.save(tmp_path)
+    target = _trained(2)
+    before = _snapshot(target)
+    with pytest.raises(ValueError, match="visits"):
+        target.load(tmp_path)
+    torch.testing.assert_close(before[0]["log_probs"], target.store.log_probs, rtol=0, atol=0)
+
+
+def test_missing_state_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        _trained().load(tmp_path)
+
+
+def test_a_crash_while_saving_leaves_the_previous_state_loadable(tmp_path, monkeypatch):
+    first = _trained(1)
+    first.save(tmp_path)
+    second = _trained(2)
+
+    def crash(tensors, path, metadata=None):
+        with open(path, "wb") as handle:
+            handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(state_module, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        second.save(tmp_path)
+    assert set(os.listdir(tmp_path)) == {STATE_FILE, "sada_config.json"}  # no temporary left behind
+    restored = SADAState(N, K, SADAConfig(seed=1))
+    restored.load(tmp_path)
+    assert_same_state(restored, first)
+
+
+def test_reset_at_an_epoch_starts_fresh_there():
+    state = _trained()
+    state.reset(epoch=7)
+    assert state.epoch == 7 and state.epochs_completed == 7
+    assert int(state.visits.sum()) == 0 and torch.isnan(state.strengths).all()
+    assert state.begin_epoch(7) == []

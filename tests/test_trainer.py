@@ -1,0 +1,217 @@
+"""SADATrainer on real CIFAR-10 images with tiny ViT and ResNet models."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+from conftest import tiny_resnet, tiny_vit, training_args
+from transformers import Trainer, TrainerCallback
+
+import sada_hf.trainer as trainer_module
+from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform, TransformEpochCallback
+from sada_hf.state import CONFIG_FILE, STATE_FILE
+
+MEAN = STD = (0.5, 0.5, 0.5)
+
+
+def sada_dataset(dataset, **config):
+    """A copy of `dataset` with a SADATransform (window 5 so that 5 epochs show strengths)."""
+    transform = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(**{"window": 5, **config}))
+    return dataset.with_transform(transform)
+
+
+def sada_logs(trainer):
+    return [entry for entry in trainer.state.log_history if "sada/warmup_fraction" in entry]
+
+
+@pytest.mark.parametrize("make_model", [tiny_vit, tiny_resnet], ids=["vit", "resnet"])
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_every_example_is_visited_once_per_epoch(tmp_path, cifar_train, make_model, accumulation):
+    # 300 examples at batch 32: the last batch of each epoch holds 12.
+    trainer = SADATrainer(
+        model=make_model(),
+        args=training_args(tmp_path, gradient_accumulation_steps=accumulation),
+        train_dataset=sada_dataset(cifar_train),
+    )
+    trainer.train()
+    state = trainer.sada_state
+    assert torch.equal(state.visits, torch.full((300,), 5, dtype=torch.int32))
+    strengths = state.strengths
+    assert not torch.isnan(strengths).any() and not torch.isnan(state.variance).any()
+    assert len(torch.unique(strengths)) > 100  # per-example, not one value
+    logs = sada_logs(trainer)
+    assert [entry["epoch"] for entry in logs] == [1, 2, 3, 4, 5]
+    assert [entry["sada/warmup_fraction"] for entry in logs] == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert "index" not in trainer.train_dataset[0] or trainer.train_dataset[0]["index"] == 0
+
+
+class _Snapshots(TrainerCallback):
+    """Copies the SADA state after each epoch end and after each evaluation."""
+
+    def __init__(self, trainer):
+        self.trainer, self.after_epoch, self.after_eval = trainer, [], []
+
+    def _copy(self):
+        state = self.trainer.sada_state
+        return {k: v.clone() for k, v in state.store.state_dict().items()} | {"strengths": state.strengths}
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.after_epoch.append(self._copy())
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.after_eval.append(self._copy())
+
+
+def test_evaluation_never_changes_the_state(tmp_path, cifar_train, cifar_eval):
+    train = sada_dataset(cifar_train)
+    # Evaluate on the training images too, through the SADA transform (their batches carry an index).
+    train_view = sada_dataset(cifar_train.add_column("index", list(range(len(cifar_train)))))
+    test_view = cifar_eval.with_transform(SADATransform(size=32, mean=MEAN, std=STD).for_evaluation())
+    trainer = SADATrainer(
+        model=tiny_vit(),
+        args=training_args(tmp_path, num_train_epochs=4, eval_strategy="epoch"),
+        train_dataset=train,
+        eval_dataset={"train_view": train_view, "test": test_view},
+    )
+    snapshots = _Snapshots(trainer)
+    trainer.add_callback(snapshots)  # after SADA's own callback: sees the state after each epoch end
+    trainer.train()
+    assert len(snapshots.after_eval) == 2 * len(snapshots.after_epoch) == 8
+    for epoch, before in enumerate(snapshots.after_epoch):
+        for after in snapshots.after_eval[2 * epoch : 2 * epoch + 2]:
+            for name in before:
+                torch.testing.assert_close(after[name], before[name], rtol=0, atol=0, equal_nan=True)
+    before = snapshots._copy()
+    metrics = trainer.evaluate(train_view)
+    assert math.isfinite(metrics["eval_loss"])
+    for name, tensor in snapshots._copy().items():
+        torch.testing.assert_close(tensor, before[name], rtol=0, atol=0, equal_nan=True)
+
+
+def _losses(trainer):
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_bookkeeping_does_not_change_training(tmp_path, cifar_train):
+    config = SADAConfig(strategy="trivialaugment", warmup_strength=0.5, seed=0)  # a fixed strength
+    transform = SADATransform(size=32, mean=MEAN, std=STD, config=config)
+    indexed = cifar_train.add_column("index", list(range(len(cifar_train))))
+
+    sada = SADATrainer(
+        model=tiny_vit(), args=training_args(tmp_path / "sada", num_train_epochs=3), train_dataset=indexed.with_transform(transform)
+    )
+    sada.train()
+    plain_transform = SADATransform(size=32, mean=MEAN, std=STD, config=config)
+    plain = Trainer(
+        model=tiny_vit(),
+        args=training_args(tmp_path / "plain", num_train_epochs=3, remove_unused_columns=False),
+        train_dataset=indexed.with_transform(plain_transform),
+        callbacks=[TransformEpochCallback(plain_transform)],
+    )
+    plain.train()
+    assert len(_losses(sada)) == 30
+    assert _losses(sada) == _losses(plain)
+    for (name, a), b in zip(sada.model.state_dict().items(), plain.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert int(sada.sada_state.visits.min()) == 3  # the bookkeeping did run
+
+
+class _ReportingTransform(SADATransform):
+    """Also outputs the epoch and strength each example was transformed with (picklable for workers)."""
+
+    def __call__(self, batch):
+        output = super().__call__(batch)
+        indices = output[self.index_column]
+        output["seen_strength"] = self.schedule.lookup(indices)
+        output["seen_epoch"] = [int(self.schedule.epoch)] * len(indices)
+        return output
+
+
+class _RecordingTrainer(SADATrainer):
+    """Records what the dataloader workers reported, before the model sees the batch."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        strengths, epochs = inputs.pop("seen_strength"), inputs.pop("seen_epoch")
+        self.seen.extend(zip(epochs.tolist(), inputs["index"].tolist(), strengths.tolist()))
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+class _Published(TrainerCallback):
+    def __init__(self, trainer):
+        self.trainer, self.by_epoch = trainer, {}
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.by_epoch[math.floor(state.epoch)] = self.trainer.sada_state.strengths
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_workers_use_the_strengths_published_at_the_last_epoch_end(tmp_path, cifar_train, persistent):
+    transform = _ReportingTransform(size=32, mean=MEAN, std=STD, config=SADAConfig(window=2, normalization="rank"))
+    trainer = _RecordingTrainer(
+        model=tiny_vit(),
+        args=training_args(
+            tmp_path,
+            num_train_epochs=5,
+            dataloader_num_workers=2,
+            dataloader_persistent_workers=persistent,
+            remove_unused_columns=False,
+        ),
+        train_dataset=cifar_train.with_transform(transform),
+    )
+    trainer.seen = []
+    published = _Published(trainer)
+    trainer.add_callback(published)
+    trainer.train()
+
+    assert len(trainer.seen) == 5 * 300
+    defined = 0
+    for epoch, index, strength in trainer.seen:
+        expected = float(published.by_epoch[epoch][index])
+        assert (math.isnan(strength) and math.isnan(expected)) or strength == expected, (epoch, index)
+        defined += not math.isnan(strength)
+    # V needs 3 visits: strengths are published at the ends of epochs 2 and 3 (0-based) and used in 3 and 4.
+    assert defined == 2 * 300
+
+
+def test_without_a_sada_transform_training_is_plain_trainer(tmp_path, cifar_train, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(trainer_module.logger, "warning", lambda message, *a, **k: warnings.append(message))
+    transform = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(warmup_strength=0.5))
+
+    def plain_transform(batch):  # a user's own transform: not a SADATransform
+        return transform(batch)
+
+    indexed = cifar_train.add_column("index", list(range(len(cifar_train))))
+    args = dict(num_train_epochs=2, remove_unused_columns=False)
+    sada = SADATrainer(model=tiny_vit(), args=training_args(tmp_path / "a", **args), train_dataset=indexed.with_transform(plain_transform))
+    assert sada.sada_state is None
+    assert len(warnings) == 1 and "SADA is inactive" in warnings[0]
+    sada.train()
+    plain = Trainer(model=tiny_vit(), args=training_args(tmp_path / "b", **args), train_dataset=indexed.with_transform(plain_transform))
+    plain.train()
+    assert _losses(sada) == _losses(plain) and len(_losses(sada)) == 20
+    assert not sada_logs(sada) and not os.path.exists(tmp_path / "a" / STATE_FILE)
+
+
+def test_state_is_written_with_every_checkpoint_and_on_save_model(tmp_path, cifar_train):
+    trainer = SADATrainer(
+        model=tiny_resnet(),
+        args=training_args(tmp_path, num_train_epochs=3, save_strategy="epoch"),
+        train_dataset=sada_dataset(cifar_train),
+    )
+    trainer.train()
+    trainer.save_model()
+    checkpoints = sorted(d for d in os.listdir(tmp_path) if d.startswith("checkpoint-"))
+    assert checkpoints == ["checkpoint-10", "checkpoint-20", "checkpoint-30"]
+    for directory in [tmp_path / c for c in checkpoints] + [tmp_path]:
+        assert (directory / STATE_FILE).is_file() and (directory / CONFIG_FILE).is_file()
+    restored = SADAState(300, 10, trainer.sada_state.config)
+    restored.load(tmp_path)
+    for name, tensor in trainer.sada_state.store.state_dict().items():
+        torch.testing.assert_close(restored.store.state_dict()[name], tensor, rtol=0, atol=0, equal_nan=True)
+    first = SADAState(300, 10, trainer.sada_state.config)
+    first.load(tmp_path / "checkpoint-10")
+    assert first.epochs_completed == 1 and int(first.visits.max()) == 1

@@ -3,10 +3,16 @@
 Swap `transformers.Trainer` for `SADATrainer` and set a `SADATransform` on the training dataset.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .config import SADAConfig
 from .state import SADAState
-from .trainer import SADATrainer, TransformEpochCallback
 from .transform import EvalTransform, SADATransform
+
+if TYPE_CHECKING:
+    from .trainer import SADATrainer, TransformEpochCallback
 
 __version__ = "0.1.0"
 
@@ -18,3 +24,15 @@ __all__ = [
     "SADATransform",
     "TransformEpochCallback",
 ]
+
+# The trainer imports transformers.Trainer (seconds). Dataloader workers started with spawn import
+# this package to unpickle a SADATransform; loading the trainer on first use keeps them light.
+_LAZY = {"SADATrainer": "trainer", "TransformEpochCallback": "trainer"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

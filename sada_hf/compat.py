@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 
 from safetensors import safe_open
 from transformers import PreTrainedModel
-from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, logging
 
-logger = logging.getLogger(__name__)
+logger = logging.get_logger(__name__)
 
 
 def reload_renamed_weights(model: object, checkpoint: str) -> bool:
@@ -37,7 +36,10 @@ def reload_renamed_weights(model: object, checkpoint: str) -> bool:
             f"mismatched {sorted(info['mismatched_keys'])}."
         )
     model.load_state_dict(loaded.state_dict())
-    logger.info("Reloaded %s weights from %s through from_pretrained (transformers#43701).", type(model).__name__, checkpoint)
+    logger.warning(
+        f"Reloaded {type(model).__name__} weights from {checkpoint} through from_pretrained: the checkpoint's keys "
+        "are renamed on save (transformers#43701), so any 'missing keys' warning above is resolved."
+    )
     return True
 
 

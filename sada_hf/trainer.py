@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import weakref
 from typing import Any
 
 import datasets
@@ -55,6 +56,7 @@ class SADATrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         self.sada_state: SADAState | None = None
+        _refuse_iterable(train_dataset)  # before super: Trainer's own error would not name the fix
         super().__init__(model, args, data_collator, train_dataset, eval_dataset, processing_class, **kwargs)
 
         transform = _sada_transform_of(self.train_dataset)
@@ -200,17 +202,21 @@ class TransformEpochCallback(TrainerCallback):
 
 
 class _SADACallback(TrainerCallback):
-    """Epoch boundaries for `SADATrainer` (callbacks are not handed the trainer, so it holds one)."""
+    """Epoch boundaries for `SADATrainer`. Callbacks are not handed the trainer, so this one holds a
+    weak reference: a cycle would delay freeing the trainer, and with it shutting down persistent
+    dataloader workers, to a garbage collection (where each worker join times out)."""
 
     def __init__(self, trainer: SADATrainer) -> None:
-        self.trainer = trainer
+        self._trainer = weakref.ref(trainer)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        for stats in self.trainer.sada_state.begin_epoch(math.floor(state.epoch)):
-            self.trainer.log_sada_statistics(stats)
+        trainer = self._trainer()
+        for stats in trainer.sada_state.begin_epoch(math.floor(state.epoch)):
+            trainer.log_sada_statistics(stats)
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        self.trainer.log_sada_statistics(self.trainer.sada_state.end_epoch())
+        trainer = self._trainer()
+        trainer.log_sada_statistics(trainer.sada_state.end_epoch())
 
 
 class _KeepKeys:
@@ -224,14 +230,17 @@ class _KeepKeys:
         return {k: v for k, v in self.transform(batch).items() if k in self.keys}
 
 
-def _sada_transform_of(dataset: Any) -> SADATransform | None:
-    """The SADATransform set on a training dataset, or None. Refuses datasets SADA cannot index."""
+def _refuse_iterable(dataset: Any) -> None:
     if isinstance(dataset, (datasets.IterableDataset, torch.utils.data.IterableDataset)):
         raise TypeError(
             f"SADATrainer needs a map-style `datasets.Dataset` (it keeps one state row per example), got "
             f"{type(dataset).__name__}. Load the dataset without `streaming=True` (or convert it with "
             "`Dataset.from_generator`), or use `transformers.Trainer` for streaming."
         )
+
+
+def _sada_transform_of(dataset: Any) -> SADATransform | None:
+    """The SADATransform set on a training dataset, or None."""
     if not isinstance(dataset, datasets.Dataset) or dataset.format["type"] != "custom":
         return None
     transform = dataset.format["format_kwargs"].get("transform")

@@ -119,63 +119,6 @@ def test_bookkeeping_does_not_change_training(tmp_path, cifar_train):
     assert int(sada.sada_state.visits.min()) == 3  # the bookkeeping did run
 
 
-class _ReportingTransform(SADATransform):
-    """Also outputs the epoch and strength each example was transformed with (picklable for workers)."""
-
-    def __call__(self, batch):
-        output = super().__call__(batch)
-        indices = output[self.index_column]
-        output["seen_strength"] = self.schedule.lookup(indices)
-        output["seen_epoch"] = [int(self.schedule.epoch)] * len(indices)
-        return output
-
-
-class _RecordingTrainer(SADATrainer):
-    """Records what the dataloader workers reported, before the model sees the batch."""
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        strengths, epochs = inputs.pop("seen_strength"), inputs.pop("seen_epoch")
-        self.seen.extend(zip(epochs.tolist(), inputs["index"].tolist(), strengths.tolist()))
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-
-
-class _Published(TrainerCallback):
-    def __init__(self, trainer):
-        self.trainer, self.by_epoch = trainer, {}
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.by_epoch[math.floor(state.epoch)] = self.trainer.sada_state.strengths
-
-
-@pytest.mark.parametrize("persistent", [True, False])
-def test_workers_use_the_strengths_published_at_the_last_epoch_end(tmp_path, cifar_train, persistent):
-    transform = _ReportingTransform(size=32, mean=MEAN, std=STD, config=SADAConfig(window=2, normalization="rank"))
-    trainer = _RecordingTrainer(
-        model=tiny_vit(),
-        args=training_args(
-            tmp_path,
-            num_train_epochs=5,
-            dataloader_num_workers=2,
-            dataloader_persistent_workers=persistent,
-            remove_unused_columns=False,
-        ),
-        train_dataset=cifar_train.with_transform(transform),
-    )
-    trainer.seen = []
-    published = _Published(trainer)
-    trainer.add_callback(published)
-    trainer.train()
-
-    assert len(trainer.seen) == 5 * 300
-    defined = 0
-    for epoch, index, strength in trainer.seen:
-        expected = float(published.by_epoch[epoch][index])
-        assert (math.isnan(strength) and math.isnan(expected)) or strength == expected, (epoch, index)
-        defined += not math.isnan(strength)
-    # V needs 3 visits: strengths are published at the ends of epochs 2 and 3 (0-based) and used in 3 and 4.
-    assert defined == 2 * 300
-
-
 def test_without_a_sada_transform_training_is_plain_trainer(tmp_path, cifar_train, monkeypatch):
     warnings = []
     monkeypatch.setattr(trainer_module.logger, "warning", lambda message, *a, **k: warnings.append(message))

@@ -70,8 +70,7 @@ class InfluenceStore:
         real = indices >= 0
         finite = torch.isfinite(logits).all(dim=1)
         self.nonfinite_skipped += int((real & ~finite).sum())
-        keep = real & finite
-        indices, logits = indices[keep], logits[keep]
+        indices, logits = _select(indices, logits, real & finite)
         if indices.numel() == 0:
             return 0
         if int(indices.max()) >= self.num_examples:
@@ -79,42 +78,44 @@ class InfluenceStore:
                 f"Index {int(indices.max())} is out of range for a store of {self.num_examples} examples: the "
                 "index column must hold positions 0..N-1 of the training dataset."
             )
-        first = _first_occurrences(indices)
-        indices, logits = indices[first], logits[first]
-        fresh = self.last_epoch[indices] != epoch
-        indices, logits = indices[fresh], logits[fresh]
+        if torch.unique(indices).numel() != indices.numel():
+            first = _first_occurrences(indices)
+            indices, logits = indices[first], logits[first]
+        indices, logits = _select(indices, logits, self.last_epoch.index_select(0, indices) != epoch)
         if indices.numel() == 0:
             return 0
 
         log_p = torch.log_softmax(logits.to(torch.float32), dim=1)
-        seen = self.visits[indices] > 0
-        if bool(seen.any()):
-            self._add_influence(indices[seen], log_p[seen])
-        self.log_probs[indices] = log_p.to(self.log_probs.dtype)
-        self.visits[indices] += 1
-        self.last_epoch[indices] = epoch
+        visits = self.visits.index_select(0, indices)
+        seen = visits > 0
+        rows, seen_log_p = _select(indices, log_p, seen)
+        if rows.numel() > 0:
+            self._add_influence(rows, seen_log_p, visits[seen].to(torch.int64) - 1)
+        self.log_probs.index_copy_(0, indices, log_p.to(self.log_probs.dtype))
+        self.visits.index_copy_(0, indices, visits + 1)
+        self.last_epoch.index_fill_(0, indices, epoch)
         return int(indices.numel())
 
-    def _add_influence(self, rows: torch.Tensor, log_p: torch.Tensor) -> None:
-        """Append |KL(p || stored p)| to each row's window and fold its window variance into V."""
-        log_q = self.log_probs[rows].to(torch.float32)
+    def _add_influence(self, rows: torch.Tensor, log_p: torch.Tensor, recorded: torch.Tensor) -> None:
+        """Append |KL(p || stored p)| to each row's window and fold its window variance into V.
+        `recorded` is the number of influence values each row had before this visit."""
+        log_q = self.log_probs.index_select(0, rows).to(torch.float32)
         influence = (log_p.exp() * (log_p - log_q)).sum(dim=1).abs()
 
-        recorded = (self.visits[rows] - 1).to(torch.int64)  # influence values recorded before this visit
-        self.window[rows, recorded % self.window_size] = influence
+        window = self.window.index_select(0, rows)
+        window.scatter_(1, (recorded % self.window_size)[:, None], influence[:, None])
+        self.window.index_copy_(0, rows, window)
+
         count = torch.clamp(recorded + 1, max=self.window_size)
-        defined = count >= 2
-        if not bool(defined.any()):
-            return
-        rows, count = rows[defined], count[defined]
-        values = self.window[rows].to(torch.float64)
+        values = window.to(torch.float64)
         valid = torch.arange(self.window_size) < count[:, None]
         mean = (values * valid).sum(dim=1) / count
         window_variance = (((values - mean[:, None]) ** 2) * valid).sum(dim=1)
 
-        previous = self.variance[rows].to(torch.float64)
+        previous = self.variance.index_select(0, rows).to(torch.float64)
         ema = self.decay * window_variance + (1.0 - self.decay) * previous
-        self.variance[rows] = torch.where(torch.isnan(previous), window_variance, ema).to(torch.float32)
+        updated = torch.where(torch.isnan(previous), window_variance, ema)
+        self.variance.index_copy_(0, rows, torch.where(count >= 2, updated, previous).to(torch.float32))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The tensors that restore this store exactly."""
@@ -145,6 +146,14 @@ class InfluenceStore:
         for name in ("log_probs", "window", "variance", "visits", "last_epoch"):
             getattr(self, name).copy_(state[name])
         self.nonfinite_skipped = int(state["nonfinite_skipped"])
+
+
+def _select(indices: torch.Tensor, values: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows where `keep` holds (no copy when it holds everywhere, the common case)."""
+    if bool(keep.all()):
+        return indices, values
+    positions = keep.nonzero().squeeze(1)
+    return indices.index_select(0, positions), values.index_select(0, positions)
 
 
 def _first_occurrences(indices: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,7 @@ def trivialaugment_pipeline(size: int) -> T.Compose:
 def sada_transform(size: int, num_examples: int) -> SADATransform:
     schedule = StrengthSchedule(num_examples)
     schedule.publish(torch.rand(num_examples, generator=torch.Generator().manual_seed(0)))
-    return SADATransform(size=size, mean=MEAN, std=STD).bound_to(schedule, SADAConfig(seed=0))
+    return SADATransform(size=size, mean=MEAN, std=STD).bound_to(schedule, SADAConfig(augmentation_seed=0))
 
 
 def images_per_second(run, batches: list[list[bytes]], repeats: int) -> float:

@@ -92,9 +92,12 @@ class SADAConfig:
             "choices": list(STORE_DTYPES),
         },
     )
-    seed: int | None = field(
+    augmentation_seed: int | None = field(
         default=None,
-        metadata={"help": "Seed of the augmentation draws. None: TrainingArguments.seed under SADATrainer, else 0."},
+        metadata={
+            "help": "Seed of the augmentation draws (and of the baselines' random strengths). None: "
+            "TrainingArguments.seed under SADATrainer, else 0."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -131,8 +134,10 @@ class SADAConfig:
                 raise ValueError(
                     f"`max_magnitudes[{name!r}]` must be in [0, {MAGNITUDE_LIMITS[name]}], got {value!r}."
                 )
-        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
-            raise ValueError(f"`seed` must be None or an integer >= 0, got {self.seed!r}.")
+        if self.augmentation_seed is not None and (
+            not isinstance(self.augmentation_seed, int) or self.augmentation_seed < 0
+        ):
+            raise ValueError(f"`augmentation_seed` must be None or an integer >= 0, got {self.augmentation_seed!r}.")
 
     @property
     def magnitudes(self) -> dict[str, float]:

@@ -63,3 +63,32 @@ def load_cifar10(
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)})
     images = [{"bytes": jpeg[offsets[i] : offsets[i + 1]].tobytes(), "path": None} for i in rows]
     return datasets.Dataset.from_dict({"image": images, "label": labels[rows]}, features=features)
+
+
+def load_digits(validation_fraction: float = 0.2, seed: int = 0) -> datasets.DatasetDict:
+    """scikit-learn's bundled handwritten digits (1,797 8x8 grayscale images, 10 classes) as
+    `train` / `validation` splits (stratified, seeded) with `image` and `label` columns. Offline."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from PIL import Image
+
+    bunch = sklearn_digits()
+    pixels = np.round(bunch.images * (255 / 16)).astype(np.uint8)  # 0..16 -> 0..255
+    labels = bunch.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    validation = np.concatenate(
+        [
+            rng.choice(rows, round(len(rows) * validation_fraction), replace=False)
+            for rows in (np.flatnonzero(labels == c) for c in range(10))
+        ]
+    )
+    train = np.setdiff1d(np.arange(len(labels)), validation)
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(d) for d in range(10)])}
+    )
+
+    def split(rows: np.ndarray) -> datasets.Dataset:
+        rows = rng.permutation(rows)
+        images = [Image.fromarray(pixels[i]) for i in rows]  # 2-D uint8: mode L
+        return datasets.Dataset.from_dict({"image": images, "label": labels[rows]}, features=features)
+
+    return datasets.DatasetDict(train=split(train), validation=split(validation))

@@ -32,7 +32,7 @@ STATE_FILE = "sada_state.safetensors"
 CONFIG_FILE = "sada_config.json"
 _FORMAT = "sada_hf.state"
 _FORMAT_VERSION = 1
-HISTOGRAM_BINS = 10
+HISTOGRAM_BINS = 20
 # Config fields that change what is stored: a state saved with other values cannot be restored.
 _STRUCTURAL_FIELDS = ("window", "store_dtype")
 
@@ -49,8 +49,10 @@ class SADAState:
     """
 
     def __init__(self, num_examples: int, num_labels: int, config: SADAConfig) -> None:
-        if config.seed is None:
-            raise ValueError("SADAState needs a config with a concrete `seed` (SADATrainer fills it from args.seed).")
+        if config.augmentation_seed is None:
+            raise ValueError(
+                "SADAState needs a config with a concrete `augmentation_seed` (SADATrainer fills it from args.seed)."
+            )
         self.config = config
         self.store = InfluenceStore(num_examples, num_labels, config.window, config.decay, config.store_dtype)
         self.schedule = StrengthSchedule(num_examples)
@@ -161,7 +163,7 @@ class SADAState:
 
     def _generator(self, epoch: int) -> torch.Generator:
         """A generator that depends only on (seed, purpose epoch): resumed runs draw the same values."""
-        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch + 1)
+        return torch.Generator().manual_seed(self.config.augmentation_seed * 1_000_003 + epoch + 1)
 
     # ---- persistence -------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import weakref
 from typing import Any
 
@@ -19,9 +20,11 @@ from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
+from .card import update_model_card
 from .compat import reload_renamed_weights
 from .config import SADAConfig
-from .state import SADAState
+from .plots import CLASS_STRENGTHS_PLOT, STRENGTHS_PLOT, plot_class_strengths, plot_strength_history
+from .state import CONFIG_FILE, STATE_FILE, SADAState
 from .transform import SADATransform
 
 logger = logging.get_logger(__name__)
@@ -70,20 +73,23 @@ class SADATrainer(Trainer):
 
         # Config: the trainer's, else the transform's, with the run's seed unless one was set.
         config = sada_config if sada_config is not None else transform.config
-        if config.seed is None:
-            config = dataclasses.replace(config, seed=self.args.seed)
+        if config.augmentation_seed is None:
+            config = dataclasses.replace(config, augmentation_seed=self.args.seed)
 
         # Data: checked before the first step, indexed, and bound to the shared strengths.
         num_labels = _num_labels(self.model)
-        dataset = _checked_train_dataset(self.train_dataset, transform, num_labels)
+        fmt = self.train_dataset.format
+        # Unformatted: adding a column to a selected/shuffled dataset rewrites it through its transform.
+        dataset = _checked_train_dataset(self.train_dataset.with_format(None), transform, num_labels)
         self.sada_state = SADAState(len(dataset), num_labels, config)
-        fmt = dataset.format
+        restricted = fmt["columns"] != self.train_dataset.column_names
         self.train_dataset = dataset.with_transform(
             transform.bound_to(self.sada_state.schedule, config),
-            columns=fmt["columns"] if fmt["columns"] != dataset.column_names else None,
+            columns=fmt["columns"] + [transform.index_column] if restricted else None,
             output_all_columns=fmt["output_all_columns"],
         )
         self._index_column = transform.index_column
+        self._label_column = transform.label_column
         self.add_callback(_SADACallback(self))
 
     # ---- data ----------------------------------------------------------------------------------
@@ -180,6 +186,41 @@ class SADATrainer(Trainer):
             return
         if changed:
             logger.warning(f"Resuming SADA with config fields {changed} changed from the checkpoint's; using the new values.")
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # Upstream copies only the model files of a checkpoint into output_dir before uploading it.
+        if self.sada_state is not None and self.args.should_save:
+            for name in (STATE_FILE, CONFIG_FILE):
+                source = os.path.join(checkpoint_folder, name)
+                if os.path.isfile(source):
+                    shutil.copyfile(source, os.path.join(self.args.output_dir, name))
+        super()._push_from_checkpoint(checkpoint_folder)
+
+    # ---- model card and plots ------------------------------------------------------------------
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """`Trainer`'s card, plus the `sada` tag and a SADA section with the strength plots."""
+        super().create_model_card(*args, **kwargs)
+        if self.sada_state is None or not self.is_world_process_zero():
+            return
+        plots = self.save_sada_plots()
+        update_model_card(os.path.join(self.args.output_dir, "README.md"), self.sada_state, plots)
+
+    def save_sada_plots(self, output_dir: str | None = None) -> list[str]:
+        """Draw the strength distribution per epoch and the mean strength per class as PNG files in
+        `output_dir` (default: args.output_dir); returns their file names."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        state = self.sada_state
+        written = []
+        if state.history:
+            plot_strength_history(state.history, state.num_examples, os.path.join(output_dir, STRENGTHS_PLOT))
+            written.append(STRENGTHS_PLOT)
+        labels = _raw_column(self.train_dataset, self._label_column)
+        feature = self.train_dataset.features[self._label_column]
+        names = list(getattr(feature, "names", None) or [str(i) for i in range(state.num_labels)])
+        plot_class_strengths(state.strengths.numpy(), labels, names, os.path.join(output_dir, CLASS_STRENGTHS_PLOT))
+        return written + [CLASS_STRENGTHS_PLOT]
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)

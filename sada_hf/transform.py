@@ -168,7 +168,7 @@ class SADATransform:
 
     @property
     def seed(self) -> int:
-        return 0 if self.config.seed is None else self.config.seed
+        return 0 if self.config.augmentation_seed is None else self.config.augmentation_seed
 
     def bound_to(self, schedule: StrengthSchedule, config: SADAConfig) -> SADATransform:
         """A copy that reads its epoch and strengths from `schedule` and uses `config` (SADATrainer's)."""

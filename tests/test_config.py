@@ -30,7 +30,7 @@ def test_defaults_are_the_papers():
         ("ops", ["rotate", "cutout"], r"unknown names \['cutout'\]"),
         ("max_magnitudes", {"equalize": 1.0}, r"'equalize', which has no magnitude"),
         ("max_magnitudes", {"posterize": 8}, r"`max_magnitudes\['posterize'\]` must be in \[0, 7.0\]"),
-        ("seed", -1, r"`seed` must be None or an integer >= 0"),
+        ("augmentation_seed", -1, r"`augmentation_seed` must be None or an integer >= 0"),
     ],
 )
 def test_invalid_values_name_the_field_and_range(field, value, message):
@@ -44,7 +44,7 @@ def test_magnitude_overrides_merge_with_defaults():
 
 
 def test_round_trip_through_a_dict_and_unknown_keys():
-    config = SADAConfig(window=5, normalization="rank", ops=["rotate", "color"], seed=3)
+    config = SADAConfig(window=5, normalization="rank", ops=["rotate", "color"], augmentation_seed=3)
     assert SADAConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match=r"Unknown SADAConfig fields \['windw'\]"):
         SADAConfig.from_dict({"windw": 5})

@@ -34,7 +34,7 @@ def launched(tmp_path_factory, cifar_path):
 
 
 def load(directory: Path) -> SADAState:
-    state = SADAState(300, 10, SADAConfig(window=2, seed=0))
+    state = SADAState(300, 10, SADAConfig(window=2, augmentation_seed=0))
     state.load(directory)
     return state
 

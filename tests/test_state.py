@@ -35,7 +35,7 @@ def assert_same_state(a: SADAState, b: SADAState) -> None:
 
 
 def test_strengths_appear_after_the_third_visit():
-    state = SADAState(N, K, SADAConfig(seed=0))
+    state = SADAState(N, K, SADAConfig(augmentation_seed=0))
     run_epochs(state, 2)
     assert torch.isnan(state.strengths).all()
     assert [h["warmup_fraction"] for h in state.history] == [1.0, 1.0]
@@ -46,7 +46,7 @@ def test_strengths_appear_after_the_third_visit():
 
 
 def test_epoch_statistics_describe_the_published_strengths():
-    state = SADAState(N, K, SADAConfig(seed=0, normalization="rank"))
+    state = SADAState(N, K, SADAConfig(augmentation_seed=0, normalization="rank"))
     run_epochs(state, 4)
     stats = state.history[-1]
     s = state.strengths.double()
@@ -70,8 +70,8 @@ def observation_plan(epochs: int, seed: int = 0):
 
 def test_begin_epoch_runs_a_skipped_epoch_end():
     plan = observation_plan(3)
-    reference = SADAState(N, K, SADAConfig(seed=0))
-    interrupted = SADAState(N, K, SADAConfig(seed=0))
+    reference = SADAState(N, K, SADAConfig(augmentation_seed=0))
+    interrupted = SADAState(N, K, SADAConfig(augmentation_seed=0))
     for epoch, batches in enumerate(plan):
         for state in (reference, interrupted):
             state.begin_epoch(epoch)
@@ -88,7 +88,7 @@ def test_begin_epoch_runs_a_skipped_epoch_end():
 
 @pytest.mark.parametrize("strategy", ["sada", "sada_shuffled", "entropy", "random", "trivialaugment", "none"])
 def test_strategies_publish_what_they_promise(strategy):
-    state = SADAState(N, K, SADAConfig(seed=0, strategy=strategy))
+    state = SADAState(N, K, SADAConfig(augmentation_seed=0, strategy=strategy))
     initial = state.strengths
     run_epochs(state, 4)
     sada = variance_strengths(state.variance, "minmax", "stable_strong")
@@ -108,7 +108,7 @@ def test_strategies_publish_what_they_promise(strategy):
 
 
 def test_save_and_load_restore_exactly(tmp_path):
-    state = SADAState(N, K, SADAConfig(seed=4, window=5, strategy="sada_shuffled"))
+    state = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5, strategy="sada_shuffled"))
     run_epochs(state, 4)
     state.begin_epoch(4)
     state.observe(torch.arange(10), torch.randn(10, K))  # mid-epoch
@@ -116,7 +116,7 @@ def test_save_and_load_restore_exactly(tmp_path):
     assert {STATE_FILE, "sada_config.json"} <= set(os.listdir(tmp_path))
     assert json.loads((tmp_path / "sada_config.json").read_text())["config"]["window"] == 5
 
-    restored = SADAState(N, K, SADAConfig(seed=4, window=5, strategy="sada_shuffled"))
+    restored = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5, strategy="sada_shuffled"))
     assert restored.load(tmp_path) == []
     assert_same_state(restored, state)
     run_epochs(state, 2, seed=9)
@@ -125,8 +125,8 @@ def test_save_and_load_restore_exactly(tmp_path):
 
 
 def test_load_reports_changed_config_fields(tmp_path):
-    SADAState(N, K, SADAConfig(seed=0)).save(tmp_path)
-    assert SADAState(N, K, SADAConfig(seed=0, decay=0.5)).load(tmp_path) == ["decay"]
+    SADAState(N, K, SADAConfig(augmentation_seed=0)).save(tmp_path)
+    assert SADAState(N, K, SADAConfig(augmentation_seed=0, decay=0.5)).load(tmp_path) == ["decay"]
 
 
 @pytest.mark.parametrize(
@@ -137,19 +137,19 @@ def test_load_reports_changed_config_fields(tmp_path):
     ],
 )
 def test_state_of_another_dataset_or_label_count_is_refused(tmp_path, other, message):
-    SADAState(N, K, SADAConfig(seed=0)).save(tmp_path)
+    SADAState(N, K, SADAConfig(augmentation_seed=0)).save(tmp_path)
     with pytest.raises(ValueError, match=message):
-        SADAState(other["num_examples"], other["num_labels"], SADAConfig(seed=0)).load(tmp_path)
+        SADAState(other["num_examples"], other["num_labels"], SADAConfig(augmentation_seed=0)).load(tmp_path)
 
 
 def test_structural_config_change_is_refused(tmp_path):
-    SADAState(N, K, SADAConfig(seed=0, window=10)).save(tmp_path)
+    SADAState(N, K, SADAConfig(augmentation_seed=0, window=10)).save(tmp_path)
     with pytest.raises(ValueError, match="window=10"):
-        SADAState(N, K, SADAConfig(seed=0, window=5)).load(tmp_path)
+        SADAState(N, K, SADAConfig(augmentation_seed=0, window=5)).load(tmp_path)
 
 
 def _trained(seed=0):
-    state = SADAState(N, K, SADAConfig(seed=seed))
+    state = SADAState(N, K, SADAConfig(augmentation_seed=seed))
     run_epochs(state, 3, seed=seed)
     return state
 
@@ -202,7 +202,7 @@ def test_a_crash_while_saving_leaves_the_previous_state_loadable(tmp_path, monke
     with pytest.raises(OSError, match="disk full"):
         second.save(tmp_path)
     assert set(os.listdir(tmp_path)) == {STATE_FILE, "sada_config.json"}  # no temporary left behind
-    restored = SADAState(N, K, SADAConfig(seed=1))
+    restored = SADAState(N, K, SADAConfig(augmentation_seed=1))
     restored.load(tmp_path)
     assert_same_state(restored, first)
 

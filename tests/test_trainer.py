@@ -96,7 +96,7 @@ def _losses(trainer):
 
 
 def test_bookkeeping_does_not_change_training(tmp_path, cifar_train):
-    config = SADAConfig(strategy="trivialaugment", warmup_strength=0.5, seed=0)  # a fixed strength
+    config = SADAConfig(strategy="trivialaugment", warmup_strength=0.5, augmentation_seed=0)  # a fixed strength
     transform = SADATransform(size=32, mean=MEAN, std=STD, config=config)
     indexed = cifar_train.add_column("index", list(range(len(cifar_train))))
 

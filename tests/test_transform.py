@@ -42,7 +42,7 @@ def test_output_holds_pixel_values_labels_and_index(rows):
 
 
 def test_same_seed_epoch_index_gives_the_same_bytes_in_any_batch(rows):
-    transform = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(seed=7))
+    transform = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(augmentation_seed=7))
     whole = run(transform, rows)
     reversed_order = run(transform, rows, positions=range(7, -1, -1)).flip(0)
     one_by_one = torch.cat([run(transform, rows, positions=[p]) for p in range(8)])
@@ -50,7 +50,7 @@ def test_same_seed_epoch_index_gives_the_same_bytes_in_any_batch(rows):
 
     transform.set_epoch(1)
     next_epoch = run(transform, rows)
-    other_seed = run(SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(seed=8)), rows)
+    other_seed = run(SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(augmentation_seed=8)), rows)
     for other in (next_epoch, other_seed):
         differs = [not torch.equal(a, b) for a, b in zip(whole, other)]
         assert sum(differs) >= 6, differs
@@ -68,17 +68,17 @@ def test_model_input_is_to_tensor_and_normalise(rows):
 
 def test_warmup_strength_zero_applies_only_the_base_augmentation(rows):
     magnitude_ops = ["rotate", "shear_x", "solarize", "posterize", "color"]
-    base_only = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(strategy="none", seed=1))
+    base_only = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(strategy="none", augmentation_seed=1))
     warm_zero = SADATransform(
-        size=32, mean=MEAN, std=STD, config=SADAConfig(ops=magnitude_ops, warmup_strength=0.0, seed=1)
+        size=32, mean=MEAN, std=STD, config=SADAConfig(ops=magnitude_ops, warmup_strength=0.0, augmentation_seed=1)
     )
-    warm_random = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(ops=magnitude_ops, seed=1))
+    warm_random = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(ops=magnitude_ops, augmentation_seed=1))
     assert torch.equal(run(base_only, rows), run(warm_zero, rows))
     assert not torch.equal(run(base_only, rows), run(warm_random, rows))
 
 
 def test_published_strengths_drive_the_op(rows):
-    config = SADAConfig(seed=3)
+    config = SADAConfig(augmentation_seed=3)
     schedule = StrengthSchedule(200)
     strengths = torch.rand(200, generator=torch.Generator().manual_seed(0))
     strengths[104] = math.nan  # still in warm-up
@@ -96,12 +96,12 @@ def test_published_strengths_drive_the_op(rows):
 
 def test_bound_copy_leaves_the_callers_transform_alone():
     transform = SADATransform(size=32)
-    bound = transform.bound_to(StrengthSchedule(10), SADAConfig(seed=5))
-    assert transform.schedule is not bound.schedule and transform.config.seed is None
+    bound = transform.bound_to(StrengthSchedule(10), SADAConfig(augmentation_seed=5))
+    assert transform.schedule is not bound.schedule and transform.config.augmentation_seed is None
 
 
 def test_copies_and_pickles_share_or_carry_the_schedule(rows):
-    transform = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(seed=2))
+    transform = SADATransform(size=32, mean=MEAN, std=STD, config=SADAConfig(augmentation_seed=2))
     assert copy.deepcopy(transform).schedule is transform.schedule  # datasets' with_transform deep-copies
     clone = pickle.loads(pickle.dumps(transform))
     assert torch.equal(run(clone, rows), run(transform, rows))

@@ -52,7 +52,7 @@ def runs(tmp_path_factory, cifar_train):
     dataset = cifar_train.select(range(120))
     results = {}
     for name, worker_args in CONFIGS.items():
-        config = SADAConfig(window=2, normalization="rank", seed=3)
+        config = SADAConfig(window=2, normalization="rank", augmentation_seed=3)
         transform = ReportingTransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, config=config)
         trainer = RecordingTrainer(
             model=tiny_vit(),

@@ -41,7 +41,7 @@ STRATEGIES = {
 
 MODELS = {
     # Small models trained from scratch at 32 px; capacity chosen so that augmentation matters.
-    "resnet": ["--model_type", "resnet", "--config_overrides", "embedding_size=64,hidden_sizes=[64,128,256],depths=[2,2,2]"],
+    "resnet": ["--model_type", "resnet", "--config_overrides", "embedding_size=64,hidden_sizes=[64,128,256],depths=[2,2,2],layer_type=basic"],
     "vit": ["--model_type", "vit", "--config_overrides", "hidden_size=128,num_hidden_layers=6,num_attention_heads=4,intermediate_size=256"],
 }
 
@@ -65,6 +65,7 @@ def recipe(options: argparse.Namespace) -> list[str]:
         "--disable_tqdm", "true",
         "--report_to", "none",
         "--dataloader_num_workers", str(options.workers),
+        "--dataloader_persistent_workers", "true",
     ]  # fmt: skip
 
 

@@ -3,7 +3,9 @@ arguments, data, model, transforms and metrics, so the scripts themselves read t
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +34,7 @@ _CONFIG_DEFAULTS: dict[str, Callable[[int], Any]] = {
     "vit": lambda size: ViTConfig(
         image_size=size, patch_size=4, hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128
     ),
-    "resnet": lambda size: ResNetConfig(embedding_size=32, hidden_sizes=[32, 64, 128], depths=[1, 1, 1]),
+    "resnet": lambda size: ResNetConfig(embedding_size=32, hidden_sizes=[32, 64, 128], depths=[1, 1, 1], layer_type="basic"),
 }
 
 
@@ -183,11 +185,32 @@ def build_model_and_processor(model_args: ModelArguments, labels: list[str]):
     config = _CONFIG_DEFAULTS[model_args.model_type](model_args.image_size)
     config.num_labels, config.id2label, config.label2id = len(labels), id2label, label2id
     if model_args.config_overrides:
-        config.update_from_string(model_args.config_overrides)
+        apply_config_overrides(config, model_args.config_overrides)
     model = AutoModelForImageClassification.from_config(config)
     size = model_args.image_size
     processor = ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     return model, processor
+
+
+def apply_config_overrides(config: Any, overrides: str) -> None:
+    """Apply 'key=value,key=[1,2]' to `config`. Like `PreTrainedConfig.update_from_string`, but values
+    may be JSON lists (ResNet's hidden_sizes and depths); each key must exist on the config."""
+    for key, raw in re.findall(r"(\w+)=(\[[^\]]*\]|[^,]+)", overrides):
+        if not hasattr(config, key):
+            raise ValueError(f"Config override {key!r}: {type(config).__name__} has no such attribute.")
+        current = getattr(config, key)
+        if isinstance(current, bool):
+            value = raw.lower() in ("true", "1", "yes")
+        elif isinstance(current, str):
+            value = raw
+        else:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw
+            if isinstance(current, tuple) and isinstance(value, list):
+                value = tuple(value)
+        setattr(config, key, value)
 
 
 def build_transforms(

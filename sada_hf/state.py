@@ -211,7 +211,10 @@ class SADAState:
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
             summary = json.loads(metadata["summary"])
             history = json.loads(metadata["history"])
-        except (SafetensorError, OSError, KeyError, ValueError) as error:
+            saved = {name: int(summary[name]) for name in ("num_examples", "num_labels", "epochs_completed")}
+            nonfinite_at_epoch_start = int(metadata["nonfinite_at_epoch_start"])
+            saved_config = SADAConfig.from_dict(summary["config"])
+        except (SafetensorError, OSError, KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"The SADA state {path} is truncated or corrupt ({type(error).__name__}: {error}). Resume from an "
                 "earlier checkpoint, or delete the file to continue with a fresh SADA state."
@@ -222,14 +225,13 @@ class SADAState:
                 f"(format {metadata.get('format')!r}, version {metadata.get('format_version')!r})."
             )
         for name, here in (("num_examples", self.num_examples), ("num_labels", self.num_labels)):
-            if summary[name] != here:
+            if saved[name] != here:
                 what = "training examples" if name == "num_examples" else "labels"
                 raise ValueError(
-                    f"The SADA state in {path} was written for {summary[name]} {what}, but this run has {here}: "
+                    f"The SADA state in {path} was written for {saved[name]} {what}, but this run has {here}: "
                     "it belongs to another dataset or model, and its strengths would be assigned to the wrong "
                     "examples. Resume from a checkpoint of this dataset, or train with a new output_dir."
                 )
-        saved_config = SADAConfig.from_dict(summary["config"])
         for name in _STRUCTURAL_FIELDS:
             if getattr(saved_config, name) != getattr(self.config, name):
                 raise ValueError(
@@ -253,9 +255,9 @@ class SADAState:
 
         self.schedule.publish(schedule_strengths)
         self.schedule.set_epoch(int(schedule_epoch))
-        self.epochs_completed = int(summary["epochs_completed"])
+        self.epochs_completed = saved["epochs_completed"]
         self.history = history
-        self._nonfinite_at_epoch_start = int(metadata.get("nonfinite_at_epoch_start", self.store.nonfinite_skipped))
+        self._nonfinite_at_epoch_start = nonfinite_at_epoch_start
         return [f.name for f in fields(SADAConfig) if getattr(saved_config, f.name) != getattr(self.config, f.name)]
 
 

@@ -78,16 +78,11 @@ class SADATrainer(Trainer):
 
         # Data: checked before the first step, indexed, and bound to the shared strengths.
         num_labels = _num_labels(self.model)
-        fmt = self.train_dataset.format
         # Unformatted: adding a column to a selected/shuffled dataset rewrites it through its transform.
         dataset = _checked_train_dataset(self.train_dataset.with_format(None), transform, num_labels)
         self.sada_state = SADAState(len(dataset), num_labels, config)
-        restricted = fmt["columns"] != self.train_dataset.column_names
-        self.train_dataset = dataset.with_transform(
-            transform.bound_to(self.sada_state.schedule, config),
-            columns=fmt["columns"] + [transform.index_column] if restricted else None,
-            output_all_columns=fmt["output_all_columns"],
-        )
+        bound = transform.bound_to(self.sada_state.schedule, config)
+        self.train_dataset = _with_transform(dataset, bound, like=self.train_dataset)
         self._index_column = transform.index_column
         self._label_column = transform.label_column
         self.add_callback(_SADACallback(self))
@@ -105,12 +100,8 @@ class SADATrainer(Trainer):
         if not self.args.remove_unused_columns or dataset.format["type"] != "custom":
             return super()._remove_unused_columns(dataset, description)
         self._set_signature_columns_if_needed()
-        fmt = dataset.format
-        return dataset.with_transform(
-            _KeepKeys(fmt["format_kwargs"]["transform"], tuple(self._signature_columns)),
-            columns=fmt["columns"] if fmt["columns"] != dataset.column_names else None,
-            output_all_columns=fmt["output_all_columns"],
-        )
+        transform = dataset.format["format_kwargs"]["transform"]
+        return _with_transform(dataset, _KeepKeys(transform, tuple(self._signature_columns)), like=dataset)
 
     # ---- training step -------------------------------------------------------------------------
 
@@ -278,6 +269,16 @@ def _refuse_iterable(dataset: Any) -> None:
             f"{type(dataset).__name__}. Load the dataset without `streaming=True` (or convert it with "
             "`Dataset.from_generator`), or use `transformers.Trainer` for streaming."
         )
+
+
+def _with_transform(dataset: datasets.Dataset, transform: Any, like: datasets.Dataset) -> datasets.Dataset:
+    """`dataset` with `transform`, keeping the column selection of `like`'s format (plus any column
+    `dataset` has that `like` lacks, such as the index) and its `output_all_columns`."""
+    fmt = like.format
+    columns = None
+    if fmt["columns"] != like.column_names:
+        columns = fmt["columns"] + [c for c in dataset.column_names if c not in like.column_names]
+    return dataset.with_transform(transform, columns=columns, output_all_columns=fmt["output_all_columns"])
 
 
 def _sada_transform_of(dataset: Any) -> SADATransform | None:

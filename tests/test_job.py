@@ -125,3 +125,16 @@ def test_demo_defaults_fill_only_what_the_user_left_unset():
     assert args.num_train_epochs == 3 and args.learning_rate == 5e-5  # Trainer's own defaults
     _, _, sada, _ = parse_train_arguments(["--strategy", "random", "--window", "5"])
     assert (sada.strategy, sada.window) == ("random", 5)
+
+
+def test_config_overrides_take_lists_and_refuse_unknown_keys():
+    from transformers import ResNetConfig
+
+    from sada_hf.job import apply_config_overrides
+
+    config = ResNetConfig()
+    apply_config_overrides(config, "embedding_size=48,hidden_sizes=[8,16],depths=[1,2],layer_type=basic,downsample_in_first_stage=true")
+    assert (config.embedding_size, list(config.hidden_sizes), list(config.depths)) == (48, [8, 16], [1, 2])
+    assert config.layer_type == "basic" and config.downsample_in_first_stage is True
+    with pytest.raises(ValueError, match="no such attribute"):
+        apply_config_overrides(config, "hidden_szes=[1]")

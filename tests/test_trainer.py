@@ -158,3 +158,12 @@ def test_state_is_written_with_every_checkpoint_and_on_save_model(tmp_path, cifa
     first = SADAState(300, 10, trainer.sada_state.config)
     first.load(tmp_path / "checkpoint-10")
     assert first.epochs_completed == 1 and int(first.visits.max()) == 1
+
+
+def test_transform_restricted_to_some_columns_still_gets_the_index(tmp_path, cifar_train):
+    dataset = cifar_train.add_column("extra", [0] * len(cifar_train))
+    dataset.set_transform(SADATransform(size=32, mean=MEAN, std=STD), columns=["image", "label"])
+    trainer = SADATrainer(model=tiny_vit(), args=training_args(tmp_path, num_train_epochs=1), train_dataset=dataset)
+    assert trainer.train_dataset.format["columns"] == ["image", "label", "index"]
+    trainer.train()
+    assert torch.equal(trainer.sada_state.visits, torch.ones(300, dtype=torch.int32))

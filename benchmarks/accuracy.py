@@ -26,6 +26,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from sada_hf.cli import DEMO_DEFAULTS
+
 RESULTS = Path(__file__).parent / "results" / "accuracy.jsonl"
 
 STRATEGIES = {
@@ -41,13 +43,46 @@ STRATEGIES = {
 
 MODELS = {
     # Small models trained from scratch at 32 px; capacity chosen so that augmentation matters.
-    "resnet": ["--model_type", "resnet", "--config_overrides", "embedding_size=64,hidden_sizes=[64,128,256],depths=[2,2,2],layer_type=basic"],
-    "vit": ["--model_type", "vit", "--config_overrides", "hidden_size=128,num_hidden_layers=6,num_attention_heads=4,intermediate_size=256"],
+    "resnet": [
+        "--model_type",
+        "resnet",
+        "--config_overrides",
+        "embedding_size=64,hidden_sizes=[64,128,256],depths=[2,2,2],layer_type=basic",
+    ],
+    "vit": [
+        "--model_type",
+        "vit",
+        "--config_overrides",
+        "hidden_size=64,num_hidden_layers=4,num_attention_heads=4,intermediate_size=128",
+    ],
+    # The embedded default of `sada-hf train` (scikit-learn digits, small ViT, its own settings).
+    "digits": ["--builtin_dataset", "digits"],
 }
+
+
+def setting(options: argparse.Namespace) -> dict:
+    """What defines a comparison: everything but the strategy and the seed."""
+    if options.model == "digits":
+        return {
+            "model": "digits", "examples_per_class": "all", "epochs": DEMO_DEFAULTS["num_train_epochs"],
+            "config_overrides": "default ViT", "learning_rate": DEMO_DEFAULTS["learning_rate"], "window": 10,
+        }  # fmt: skip
+    flags = MODELS[options.model]
+    return {
+        "model": options.model,
+        "examples_per_class": options.examples_per_class,
+        "epochs": options.epochs,
+        "config_overrides": options.config_overrides or flags[flags.index("--config_overrides") + 1],
+        "learning_rate": options.learning_rate,
+        "window": options.window,
+    }
 
 
 def recipe(options: argparse.Namespace) -> list[str]:
     """The training settings every strategy shares."""
+    quiet = ["--eval_strategy", "no", "--save_strategy", "no", "--disable_tqdm", "true", "--report_to", "none"]
+    if options.model == "digits":  # the embedded default run of `sada-hf train`, as it is
+        return quiet
     return [
         "--builtin_dataset", "cifar10",
         "--examples_per_class", str(options.examples_per_class),
@@ -74,11 +109,14 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
         argv = MODELS[options.model] + recipe(options) + STRATEGIES[strategy] + [
             "--seed", str(seed), "--output_dir", output_dir,
         ]  # fmt: skip
-        if options.config_overrides:
+        if options.config_overrides and options.model != "digits":
             argv[argv.index("--config_overrides") + 1] = options.config_overrides
         start = time.time()
         process = subprocess.run(
-            [sys.executable, "-m", "sada_hf.cli", "train", *argv], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+            [sys.executable, "-m", "sada_hf.cli", "train", *argv],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
         if process.returncode != 0:
             raise RuntimeError(f"run failed ({strategy}, seed {seed}):\n{process.stderr[-4000:]}")
@@ -86,12 +124,7 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
         state = json.loads(Path(output_dir, "trainer_state.json").read_text())
         sada = [e for e in state["log_history"] if "sada/expected_strength" in e]
         return {
-            "model": options.model,
-            "examples_per_class": options.examples_per_class,
-            "epochs": options.epochs,
-            "config_overrides": options.config_overrides or MODELS[options.model][3],
-            "learning_rate": options.learning_rate,
-            "window": options.window,
+            **setting(options),
             "strategy": strategy,
             "seed": seed,
             "accuracy": evaluation["eval_accuracy"],
@@ -105,7 +138,19 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
 
 
 def key(row: dict) -> tuple:
-    return tuple(row[k] for k in ("model", "examples_per_class", "epochs", "config_overrides", "learning_rate", "window", "strategy", "seed"))
+    return tuple(
+        row[k]
+        for k in (
+            "model",
+            "examples_per_class",
+            "epochs",
+            "config_overrides",
+            "learning_rate",
+            "window",
+            "strategy",
+            "seed",
+        )
+    )
 
 
 def run(options: argparse.Namespace) -> None:
@@ -113,17 +158,16 @@ def run(options: argparse.Namespace) -> None:
     done = {key(json.loads(line)) for line in RESULTS.read_text().splitlines()} if RESULTS.exists() else set()
     for seed in options.seeds:  # seed-major: partial results already cover every strategy
         for strategy in options.strategies:
-            probe = {
-                "model": options.model, "examples_per_class": options.examples_per_class, "epochs": options.epochs,
-                "config_overrides": options.config_overrides or MODELS[options.model][3],
-                "learning_rate": options.learning_rate, "window": options.window, "strategy": strategy, "seed": seed,
-            }  # fmt: skip
+            probe = {**setting(options), "strategy": strategy, "seed": seed}
             if key(probe) in done:
                 continue
             row = run_one(options, strategy, seed)
             with RESULTS.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
-            print(f"{strategy:15s} seed {seed}: accuracy {row['accuracy']:.4f}, mean strength {row['mean_strength']:.3f}, {row['minutes']:.1f} min", flush=True)
+            print(
+                f"{strategy:15s} seed {seed}: accuracy {row['accuracy']:.4f}, mean strength {row['mean_strength']:.3f}, {row['minutes']:.1f} min",
+                flush=True,
+            )
 
 
 def table(options: argparse.Namespace) -> None:
@@ -131,13 +175,15 @@ def table(options: argparse.Namespace) -> None:
     groups = defaultdict(list)
     for row in rows:
         groups[key(row)[:-2]].append(row)
-    for setting in sorted({k[:-1] for k in groups}):
-        model, per_class, epochs, overrides, lr, window = setting
-        print(f"\n#### {model} ({overrides}), {per_class} images per class, {epochs} epochs, lr {lr}, window {window}\n")
+    for comparison in sorted({k[:-1] for k in groups}, key=str):
+        model, per_class, epochs, overrides, lr, window = comparison
+        print(
+            f"\n#### {model} ({overrides}), {per_class} images per class, {epochs} epochs, lr {lr}, window {window}\n"
+        )
         print("| strategy | mean strength | test accuracy (%) | seeds |")
         print("|---|---|---|---|")
         for strategy in STRATEGIES:
-            runs = groups.get((*setting, strategy), [])
+            runs = groups.get((*comparison, strategy), [])
             if not runs:
                 continue
             accuracies = [100 * r["accuracy"] for r in runs]
@@ -146,7 +192,9 @@ def table(options: argparse.Namespace) -> None:
             print(f"| {strategy} | {strength:.2f} | {statistics.mean(accuracies):.2f} ± {spread:.2f} | {len(runs)} |")
     if rows:
         print(f"\nCommand (per run, plus the strategy flags, --seed and --output_dir): `{rows[-1]['command']}`")
-        print(f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}.")
+        print(
+            f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
+        )
 
 
 def main() -> None:

@@ -49,9 +49,13 @@ def main() -> None:
     torch.set_num_threads(options.threads)
     generator = torch.Generator().manual_seed(0)
 
-    print(f"# SADA store: batch {options.batch}, {options.steps} steps, {options.threads} threads, "
-          f"{platform.processor() or platform.machine()}, torch {torch.__version__}\n")
-    print("| dataset | N | K | store dtype | bytes / example | store total | us / step (median) | us / step (p90) | epoch end (ms) |")
+    print(
+        f"# SADA store: batch {options.batch}, {options.steps} steps, {options.threads} threads, "
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}\n"
+    )
+    print(
+        "| dataset | N | K | store dtype | bytes / example | store total | us / step (median) | us / step (p90) | epoch end (ms) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, n, k in SIZES:
         for dtype in ("float32", "float16"):
@@ -62,16 +66,20 @@ def main() -> None:
             state.end_epoch()
             epoch_end = time.perf_counter() - start
             per_example = bytes_per_example(state)
-            print(f"| {name} | {n:,} | {k:,} | {dtype} | {per_example:,.0f} | {per_example * n / 2**20:,.0f} MiB | "
-                  f"{statistics.median(timings) * 1e6:,.0f} | {timings[int(0.9 * len(timings))] * 1e6:,.0f} | "
-                  f"{epoch_end * 1e3:,.0f} |")
+            print(
+                f"| {name} | {n:,} | {k:,} | {dtype} | {per_example:,.0f} | {per_example * n / 2**20:,.0f} MiB | "
+                f"{statistics.median(timings) * 1e6:,.0f} | {timings[int(0.9 * len(timings))] * 1e6:,.0f} | "
+                f"{epoch_end * 1e3:,.0f} |"
+            )
             del state
 
     n, k, window = 14_197_122, 21_841, 10
     for dtype, width in (("float32", 4), ("float16", 2)):
         total = n * (k * width + 4 * window + 4 + 4 + 4 + 4)
-        print(f"\nImageNet-21k ({n:,} x {k:,}, {dtype}): {k * width + 4 * window + 16:,} bytes / example, "
-              f"{total / 2**30:,.0f} GiB per process")
+        print(
+            f"\nImageNet-21k ({n:,} x {k:,}, {dtype}): {k * width + 4 * window + 16:,} bytes / example, "
+            f"{total / 2**30:,.0f} GiB per process"
+        )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,28 @@ from sada_hf import SADAConfig, SADATrainer, SADATransform, TransformEpochCallba
 from sada_hf.data import load_cifar10
 
 MODELS = {
-    "resnet-small": (32, lambda: ResNetForImageClassification(ResNetConfig(embedding_size=64, hidden_sizes=[64, 128, 256], depths=[2, 2, 2], layer_type="basic", num_labels=10))),
-    "vit-small": (32, lambda: ViTForImageClassification(ViTConfig(image_size=32, patch_size=4, hidden_size=128, num_hidden_layers=6, num_attention_heads=4, intermediate_size=256, num_labels=10))),
+    "resnet-small": (
+        32,
+        lambda: ResNetForImageClassification(
+            ResNetConfig(
+                embedding_size=64, hidden_sizes=[64, 128, 256], depths=[2, 2, 2], layer_type="basic", num_labels=10
+            )
+        ),
+    ),
+    "vit-small": (
+        32,
+        lambda: ViTForImageClassification(
+            ViTConfig(
+                image_size=32,
+                patch_size=4,
+                hidden_size=128,
+                num_hidden_layers=6,
+                num_attention_heads=4,
+                intermediate_size=256,
+                num_labels=10,
+            )
+        ),
+    ),
     "vit-base": (224, lambda: ViTForImageClassification(ViTConfig(image_size=224, patch_size=16, num_labels=10))),
 }
 
@@ -63,7 +83,9 @@ def timed_run(trainer_class, model_name: str, dataset, options, step_times: list
             dataloader_persistent_workers=options.workers > 0,
         )  # fmt: skip
         callbacks = [timer] if trainer_class is SADATrainer else [timer, TransformEpochCallback(transform)]
-        trainer = trainer_class(model=build(), args=args, train_dataset=dataset.with_transform(transform), callbacks=callbacks)
+        trainer = trainer_class(
+            model=build(), args=args, train_dataset=dataset.with_transform(transform), callbacks=callbacks
+        )
         if trainer_class is SADATrainer:
             observe = trainer._observe
 
@@ -93,8 +115,10 @@ def main() -> None:
     dataset = load_cifar10("train", examples_per_class=options.images // 10)
     dataset = dataset.add_column("index", list(range(len(dataset))))
 
-    print(f"# SADATrainer overhead: {len(dataset)} CIFAR-10 images, batch {options.batch_size}, {options.epochs} epochs, "
-          f"{options.runs} interleaved runs each, {options.device_note}\n")
+    print(
+        f"# SADATrainer overhead: {len(dataset)} CIFAR-10 images, batch {options.batch_size}, {options.epochs} epochs, "
+        f"{options.runs} interleaved runs each, {options.device_note}\n"
+    )
     print("| model | Trainer s/epoch | SADATrainer s/epoch | ratio | bookkeeping ms/step (median) |")
     print("|---|---|---|---|---|")
     for model_name in options.models:
@@ -103,7 +127,10 @@ def main() -> None:
             plain.append(timed_run(Trainer, model_name, dataset, options, []))
             sada.append(timed_run(SADATrainer, model_name, dataset, options, steps))
         base, ours = statistics.median(plain), statistics.median(sada)
-        print(f"| {model_name} | {base:.2f} | {ours:.2f} | {ours / base:.3f} | {statistics.median(steps) * 1e3:.2f} |", flush=True)
+        print(
+            f"| {model_name} | {base:.2f} | {ours:.2f} | {ours / base:.3f} | {statistics.median(steps) * 1e3:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

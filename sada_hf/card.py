@@ -4,7 +4,7 @@ the final distribution and the plots, appended to the card `Trainer.create_model
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from huggingface_hub import ModelCard
 
@@ -42,8 +42,8 @@ def sada_section(state: SADAState, plots: Sequence[str] = ()) -> str:
         _SECTION_START,
         "## SADA augmentation",
         "",
-        "Trained with SADA (Sample-Aware Dynamic Augmentation; \"On-the-fly data augmentation via gradient-guided "
-        "and sample-aware influence estimation\") through sada_hf: every training example "
+        'Trained with SADA (Sample-Aware Dynamic Augmentation; "On-the-fly data augmentation via gradient-guided '
+        'and sample-aware influence estimation") through sada_hf: every training example '
         "had its own augmentation strength, re-estimated at each epoch end from the variance of its influence "
         "(the KL divergence between its successive predictive distributions). "
         + (
@@ -80,11 +80,11 @@ def sada_section(state: SADAState, plots: Sequence[str] = ()) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for entry in state.history:
-        stats = [entry.get(k) for k in ("strength_mean", "strength_std", "strength_q25", "strength_median", "strength_q75")]
+        stats = [
+            entry.get(k) for k in ("strength_mean", "strength_std", "strength_q25", "strength_median", "strength_q75")
+        ]
         cells = " | ".join("-" if v is None else f"{v:.3f}" for v in stats)
-        lines.append(
-            f"| {entry['epoch']} | {entry['warmup_fraction']:.0%} | {cells} | {entry['nonfinite_skipped']} |"
-        )
+        lines.append(f"| {entry['epoch']} | {entry['warmup_fraction']:.0%} | {cells} | {entry['nonfinite_skipped']} |")
     if state.history:
         last = state.history[-1]
         lines += [

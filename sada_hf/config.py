@@ -113,9 +113,7 @@ class SADAConfig:
         if not 0.0 < self.decay <= 1.0:
             raise ValueError(f"`decay` must be in (0, 1], got {self.decay!r}: it weights the newest variance.")
         if self.warmup_strength is not None and not 0.0 <= self.warmup_strength <= 1.0:
-            raise ValueError(
-                f"`warmup_strength` must be None or in [0, 1], got {self.warmup_strength!r}."
-            )
+            raise ValueError(f"`warmup_strength` must be None or in [0, 1], got {self.warmup_strength!r}.")
         self.ops = list(self.ops)
         if not self.ops:
             raise ValueError("`ops` is empty: give at least one op, e.g. ['identity'].")

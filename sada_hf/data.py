@@ -56,7 +56,9 @@ def load_cifar10(
         per_class = [np.flatnonzero(labels == c) for c in range(len(class_names))]
         smallest = min(len(rows) for rows in per_class)
         if not 0 < examples_per_class <= smallest:
-            raise ValueError(f"`examples_per_class` must be in 1..{smallest} for split {split!r}, got {examples_per_class}.")
+            raise ValueError(
+                f"`examples_per_class` must be in 1..{smallest} for split {split!r}, got {examples_per_class}."
+            )
         rows = np.concatenate([rng.choice(rows, examples_per_class, replace=False) for rows in per_class])
         rows = rng.permutation(rows)
 
@@ -68,8 +70,8 @@ def load_cifar10(
 def load_digits(validation_fraction: float = 0.2, seed: int = 0) -> datasets.DatasetDict:
     """scikit-learn's bundled handwritten digits (1,797 8x8 grayscale images, 10 classes) as
     `train` / `validation` splits (stratified, seeded) with `image` and `label` columns. Offline."""
-    from sklearn.datasets import load_digits as sklearn_digits
     from PIL import Image
+    from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
     pixels = np.round(bunch.images * (255 / 16)).astype(np.uint8)  # 0..16 -> 0..255

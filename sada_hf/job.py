@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import datasets
 import evaluate
@@ -32,9 +33,16 @@ _METRICS = Path(__file__).parent / "metrics"
 _CONFIG_DEFAULTS: dict[str, Callable[[int], Any]] = {
     # Small models built from a config (no download): a 4-layer ViT and a 3-stage ResNet.
     "vit": lambda size: ViTConfig(
-        image_size=size, patch_size=4, hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128
+        image_size=size,
+        patch_size=4,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=128,
     ),
-    "resnet": lambda size: ResNetConfig(embedding_size=32, hidden_sizes=[32, 64, 128], depths=[1, 1, 1], layer_type="basic"),
+    "resnet": lambda size: ResNetConfig(
+        embedding_size=32, hidden_sizes=[32, 64, 128], depths=[1, 1, 1], layer_type="basic"
+    ),
 }
 
 
@@ -50,7 +58,8 @@ class ModelArguments:
         },
     )
     model_type: str = field(
-        default="vit", metadata={"help": "Model built from a config when no checkpoint is given.", "choices": ["vit", "resnet"]}
+        default="vit",
+        metadata={"help": "Model built from a config when no checkpoint is given.", "choices": ["vit", "resnet"]},
     )
     config_overrides: str | None = field(
         default=None,
@@ -213,11 +222,13 @@ def apply_config_overrides(config: Any, overrides: str) -> None:
         setattr(config, key, value)
 
 
-def build_transforms(
-    data: DataArguments, processor: Any, config: SADAConfig
-) -> tuple[SADATransform, EvalTransform]:
+def build_transforms(data: DataArguments, processor: Any, config: SADAConfig) -> tuple[SADATransform, EvalTransform]:
     """The training transform (SADA) and the matching evaluation transform."""
-    flip = data.horizontal_flip if data.horizontal_flip is not None else not (data.uses_builtin and data.builtin_dataset == "digits")
+    flip = (
+        data.horizontal_flip
+        if data.horizontal_flip is not None
+        else not (data.uses_builtin and data.builtin_dataset == "digits")
+    )
     train = SADATransform(
         processor,
         crop=data.crop,

@@ -7,8 +7,8 @@ NEAREST resampling, as TrivialAugment does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from PIL import Image, ImageEnhance, ImageOps
 

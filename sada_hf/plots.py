@@ -4,7 +4,8 @@ epochs (the paper's Figure 1 view of sample difficulty), and the mean strength p
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -72,7 +73,9 @@ def plot_class_strengths(
     positions = np.arange(len(class_names))
     axes.bar(positions, means, yerr=stds, capsize=3, color="tab:blue", alpha=0.8)
     if defined.any():
-        axes.axhline(np.asarray(strengths, dtype=float)[defined].mean(), color="black", lw=1, ls="--", label="all examples")
+        axes.axhline(
+            np.asarray(strengths, dtype=float)[defined].mean(), color="black", lw=1, ls="--", label="all examples"
+        )
         axes.legend(fontsize=8, loc="lower right")
     rotate = len(class_names) > 10
     axes.set_xticks(positions, labels=class_names, rotation=45 if rotate else 0, ha="right" if rotate else "center")

@@ -158,7 +158,10 @@ class SADATrainer(Trainer):
                 checkpoint = get_last_checkpoint(self.args.output_dir)  # None: super raises the usual error
             self._restore_sada_state(checkpoint or None)
         return super().train(
-            resume_from_checkpoint=resume_from_checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
+            resume_from_checkpoint=resume_from_checkpoint,
+            trial=trial,
+            ignore_keys_for_eval=ignore_keys_for_eval,
+            **kwargs,
         )
 
     def _restore_sada_state(self, checkpoint: str | None) -> None:
@@ -176,7 +179,9 @@ class SADATrainer(Trainer):
             self.sada_state.reset(epoch)
             return
         if changed:
-            logger.warning(f"Resuming SADA with config fields {changed} changed from the checkpoint's; using the new values.")
+            logger.warning(
+                f"Resuming SADA with config fields {changed} changed from the checkpoint's; using the new values."
+            )
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
         # Upstream copies only the model files of a checkpoint into output_dir before uploading it.

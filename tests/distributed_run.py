@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import tiny_vit, training_args  # noqa: E402
-
 from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform  # noqa: E402
 from sada_hf.data import load_cifar10  # noqa: E402
+
+from conftest import tiny_vit, training_args  # noqa: E402
 
 SETTINGS = {
     "plain": dict(),

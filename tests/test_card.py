@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 import transformers.trainer as upstream
-from conftest import tiny_vit, training_args
 from huggingface_hub import ModelCard
 from PIL import Image
 
@@ -20,13 +19,17 @@ from sada_hf.card import sada_section
 from sada_hf.plots import CLASS_STRENGTHS_PLOT, STRENGTHS_PLOT, class_strengths
 from sada_hf.state import STATE_FILE
 
+from conftest import tiny_vit, training_args
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, cifar_train):
     output_dir = tmp_path_factory.mktemp("card")
     transform = SADATransform(size=32, config=SADAConfig(window=2, normalization="rank"))
     trainer = SADATrainer(
-        model=tiny_vit(), args=training_args(output_dir, num_train_epochs=4), train_dataset=cifar_train.with_transform(transform)
+        model=tiny_vit(),
+        args=training_args(output_dir, num_train_epochs=4),
+        train_dataset=cifar_train.with_transform(transform),
     )
     trainer.train()
     return trainer

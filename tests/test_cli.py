@@ -15,7 +15,16 @@ from sada_hf.cli import train
 from sada_hf.state import STATE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["--num_train_epochs", "3", "--max_train_samples", "200", "--max_eval_samples", "100", "--disable_tqdm", "true"]
+QUICK = [
+    "--num_train_epochs",
+    "3",
+    "--max_train_samples",
+    "200",
+    "--max_eval_samples",
+    "100",
+    "--disable_tqdm",
+    "true",
+]
 
 
 def history(output_dir: Path) -> list[dict]:
@@ -72,10 +81,26 @@ def test_example_script_and_console_command_agree(tmp_path):
 def test_accelerate_launch_runs_the_example_on_two_processes(tmp_path):
     _run(
         [
-            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "examples/run_image_classification.py", "--output_dir", str(tmp_path), *QUICK,
-            "--use_cpu", "true", "--ddp_find_unused_parameters", "false",
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "examples/run_image_classification.py",
+            "--output_dir",
+            str(tmp_path),
+            *QUICK,
+            "--use_cpu",
+            "true",
+            "--ddp_find_unused_parameters",
+            "false",
         ],  # fmt: skip  (on CPU, TrainingArguments joins the gloo process group only with --use_cpu)
         CUDA_VISIBLE_DEVICES="",
         OMP_NUM_THREADS="1",

@@ -55,7 +55,9 @@ def test_size_and_mode_are_preserved(images, name):
 
 
 def _affine(image, matrix):
-    return image.transform(image.size, Image.Transform.AFFINE, matrix, resample=Image.Resampling.NEAREST, fillcolor=(0, 0, 0))
+    return image.transform(
+        image.size, Image.Transform.AFFINE, matrix, resample=Image.Resampling.NEAREST, fillcolor=(0, 0, 0)
+    )
 
 
 def test_strength_one_matches_table_8_by_hand(images):

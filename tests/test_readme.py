@@ -43,7 +43,9 @@ def test_readme_option_tables_match_the_dataclasses():
     text = README.read_text()
     match = re.search(r"<!-- options:start -->\n(.*?)\n<!-- options:end -->", text, re.S)
     assert match, "README.md lacks the <!-- options:start --> ... <!-- options:end --> block"
-    assert match.group(1).strip() == options_tables().strip(), "README options are stale: run python tests/test_readme.py"
+    assert match.group(1).strip() == options_tables().strip(), (
+        "README options are stale: run python tests/test_readme.py"
+    )
 
 
 def test_readme_test_command_is_what_ci_runs():

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 
 import pytest
 import torch
-from conftest import tiny_resnet, tiny_vit, training_args
 from transformers import Trainer, ViTForImageClassification
 
 import sada_hf.trainer as trainer_module
 from sada_hf import SADAConfig, SADATrainer, SADATransform
 from sada_hf.state import STATE_FILE
+
+from conftest import tiny_resnet, tiny_vit, training_args
 
 MODELS = {"vit": tiny_vit, "resnet": tiny_resnet}
 EPOCHS = 4  # 300 examples at batch 32: 10 steps per epoch, 40 in all
@@ -23,7 +23,9 @@ def make_trainer(output_dir, dataset, model, **args) -> SADATrainer:
     transform = SADATransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, config=SADAConfig(window=2))
     defaults = dict(num_train_epochs=EPOCHS, logging_steps=5, save_strategy="steps", save_steps=5)
     return SADATrainer(
-        model=model, args=training_args(output_dir, **{**defaults, **args}), train_dataset=dataset.with_transform(transform)
+        model=model,
+        args=training_args(output_dir, **{**defaults, **args}),
+        train_dataset=dataset.with_transform(transform),
     )
 
 

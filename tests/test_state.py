@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 
 import pytest
@@ -63,7 +62,10 @@ def observation_plan(epochs: int, seed: int = 0):
     """Per epoch, the (indices, logits) batches of a shuffled pass over N examples."""
     generator = torch.Generator().manual_seed(seed)
     return [
-        [(batch, torch.randn(len(batch), K, generator=generator) * 3) for batch in torch.randperm(N, generator=generator).split(16)]
+        [
+            (batch, torch.randn(len(batch), K, generator=generator) * 3)
+            for batch in torch.randperm(N, generator=generator).split(16)
+        ]
         for _ in range(epochs)
     ]
 

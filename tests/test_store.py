@@ -178,7 +178,9 @@ def test_rank_strengths_are_uniform_and_keep_the_minmax_order():
     assert float(minmax.median()) > 0.9  # the heavy tail piles min-max strengths near 1
 
 
-@pytest.mark.parametrize("variance", [torch.full((5,), 2.0), torch.tensor([1.0, math.nan, math.nan]), torch.full((3,), math.nan)])
+@pytest.mark.parametrize(
+    "variance", [torch.full((5,), 2.0), torch.tensor([1.0, math.nan, math.nan]), torch.full((3,), math.nan)]
+)
 def test_no_information_means_no_strengths(variance):
     assert torch.isnan(variance_strengths(variance, "minmax", "stable_strong")).all()
 

@@ -7,12 +7,13 @@ import os
 
 import pytest
 import torch
-from conftest import tiny_resnet, tiny_vit, training_args
 from transformers import Trainer, TrainerCallback
 
 import sada_hf.trainer as trainer_module
 from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform, TransformEpochCallback
 from sada_hf.state import CONFIG_FILE, STATE_FILE
+
+from conftest import tiny_resnet, tiny_vit, training_args
 
 MEAN = STD = (0.5, 0.5, 0.5)
 
@@ -101,7 +102,9 @@ def test_bookkeeping_does_not_change_training(tmp_path, cifar_train):
     indexed = cifar_train.add_column("index", list(range(len(cifar_train))))
 
     sada = SADATrainer(
-        model=tiny_vit(), args=training_args(tmp_path / "sada", num_train_epochs=3), train_dataset=indexed.with_transform(transform)
+        model=tiny_vit(),
+        args=training_args(tmp_path / "sada", num_train_epochs=3),
+        train_dataset=indexed.with_transform(transform),
     )
     sada.train()
     plain_transform = SADATransform(size=32, mean=MEAN, std=STD, config=config)
@@ -129,11 +132,19 @@ def test_without_a_sada_transform_training_is_plain_trainer(tmp_path, cifar_trai
 
     indexed = cifar_train.add_column("index", list(range(len(cifar_train))))
     args = dict(num_train_epochs=2, remove_unused_columns=False)
-    sada = SADATrainer(model=tiny_vit(), args=training_args(tmp_path / "a", **args), train_dataset=indexed.with_transform(plain_transform))
+    sada = SADATrainer(
+        model=tiny_vit(),
+        args=training_args(tmp_path / "a", **args),
+        train_dataset=indexed.with_transform(plain_transform),
+    )
     assert sada.sada_state is None
     assert len(warnings) == 1 and "SADA is inactive" in warnings[0]
     sada.train()
-    plain = Trainer(model=tiny_vit(), args=training_args(tmp_path / "b", **args), train_dataset=indexed.with_transform(plain_transform))
+    plain = Trainer(
+        model=tiny_vit(),
+        args=training_args(tmp_path / "b", **args),
+        train_dataset=indexed.with_transform(plain_transform),
+    )
     plain.train()
     assert _losses(sada) == _losses(plain) and len(_losses(sada)) == 20
     assert not sada_logs(sada) and not os.path.exists(tmp_path / "a" / STATE_FILE)

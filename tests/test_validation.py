@@ -8,10 +8,11 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_vit, training_args
 from PIL import Image
 
 from sada_hf import SADAConfig, SADATrainer, SADATransform
+
+from conftest import tiny_vit, training_args
 
 
 def with_sada(dataset, **kwargs):
@@ -25,7 +26,9 @@ def make_trainer(tmp_path, dataset, model=None, **args):
 def test_label_outside_num_labels(tmp_path, cifar_train):
     labels = np.array(cifar_train["label"])
     labels[17] = 12
-    dataset = cifar_train.cast_column("label", datasets.Value("int64")).remove_columns("label").add_column("label", labels)
+    dataset = (
+        cifar_train.cast_column("label", datasets.Value("int64")).remove_columns("label").add_column("label", labels)
+    )
     with pytest.raises(ValueError, match=r"Label 12 at row 17 is outside 0..9 .*num_labels=10"):
         make_trainer(tmp_path, with_sada(dataset))
 
@@ -39,7 +42,9 @@ def test_missing_image_or_label_column_lists_the_columns(tmp_path, cifar_train, 
 
 def test_other_column_names_work_when_named(tmp_path, cifar_train):
     dataset = cifar_train.rename_columns({"image": "img", "label": "fine_label"})
-    trainer = make_trainer(tmp_path, with_sada(dataset, image_column="img", label_column="fine_label"), num_train_epochs=1)
+    trainer = make_trainer(
+        tmp_path, with_sada(dataset, image_column="img", label_column="fine_label"), num_train_epochs=1
+    )
     trainer.train()
     assert int(trainer.sada_state.visits.min()) == 1
 

@@ -7,11 +7,12 @@ import hashlib
 import math
 
 import pytest
-from conftest import tiny_vit, training_args
 from transformers import TrainerCallback
 
-from reporting_transform import ReportingTransform
 from sada_hf import SADAConfig, SADATrainer
+
+from conftest import tiny_vit, training_args
+from reporting_transform import ReportingTransform
 
 EPOCHS = 4  # V needs 3 visits: strengths are published at the end of epoch 2 (0-based) and used in 3
 CONFIGS = {

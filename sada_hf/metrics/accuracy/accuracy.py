@@ -12,7 +12,9 @@ class Accuracy(evaluate.Metric):
             description="Fraction of predictions equal to their reference label.",
             citation="",
             inputs_description="predictions, references: class ids (int).",
-            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+            ),
         )
 
     def _compute(self, predictions, references):

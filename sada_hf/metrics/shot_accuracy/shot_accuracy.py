@@ -21,7 +21,9 @@ class ShotAccuracy(evaluate.Metric):
                 "predictions, references: class ids (int); train_class_counts: training images per class id; "
                 "many_shot_threshold (100) and few_shot_threshold (20) set the group bounds."
             ),
-            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+            ),
         )
 
     def _compute(self, predictions, references, train_class_counts, many_shot_threshold=100, few_shot_threshold=20):

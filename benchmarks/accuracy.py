@@ -1,7 +1,7 @@
 """Does SADA pay? Test accuracy of every strategy on low-data CIFAR-10, through `sada-hf train`.
 
     # run (resumable: finished runs in the results file are skipped), then print the table
-    python benchmarks/accuracy.py run --model resnet --examples-per-class 500 --epochs 60 --seeds 0 1 2
+    python benchmarks/accuracy.py run --model resnet --examples-per-class 500 --epochs 80 --seeds 0 1 2
     python benchmarks/accuracy.py table
 
 Every run is one `sada-hf train` subprocess on the CIFAR-10 archive (`--builtin_dataset cifar10`):
@@ -47,7 +47,7 @@ MODELS = {
         "--model_type",
         "resnet",
         "--config_overrides",
-        "embedding_size=64,hidden_sizes=[64,128,256],depths=[2,2,2],layer_type=basic",
+        "embedding_size=32,hidden_sizes=[32,64,128],depths=[2,2,2],layer_type=basic",
     ],
     "vit": [
         "--model_type",
@@ -204,7 +204,7 @@ def main() -> None:
     runner.add_argument("--model", choices=list(MODELS), default="resnet")
     runner.add_argument("--config-overrides", default=None)
     runner.add_argument("--examples-per-class", type=int, default=500)
-    runner.add_argument("--epochs", type=int, default=60)
+    runner.add_argument("--epochs", type=int, default=80)
     runner.add_argument("--learning-rate", type=float, default=2e-3)
     runner.add_argument("--batch-size", type=int, default=128)
     runner.add_argument("--window", type=int, default=10)

@@ -178,3 +178,16 @@ def test_transform_restricted_to_some_columns_still_gets_the_index(tmp_path, cif
     assert trainer.train_dataset.format["columns"] == ["image", "label", "index"]
     trainer.train()
     assert torch.equal(trainer.sada_state.visits, torch.ones(300, dtype=torch.int32))
+
+
+def test_bf16_autocast_logits_are_stored_as_float32(tmp_path, cifar_train):
+    trainer = SADATrainer(
+        model=tiny_vit(),
+        args=training_args(tmp_path, num_train_epochs=3, bf16=True),
+        train_dataset=sada_dataset(cifar_train),
+    )
+    trainer.train()
+    store = trainer.sada_state.store
+    assert torch.equal(store.visits, torch.full((300,), 3, dtype=torch.int32))
+    assert store.log_probs.dtype == torch.float32 and torch.isfinite(store.log_probs).all()
+    assert store.nonfinite_skipped == 0 and not torch.isnan(trainer.sada_state.variance).any()

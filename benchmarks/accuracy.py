@@ -174,8 +174,8 @@ def table(options: argparse.Namespace) -> None:
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
     groups = defaultdict(list)
     for row in rows:
-        groups[key(row)[:-2]].append(row)
-    for comparison in sorted({k[:-1] for k in groups}, key=str):
+        groups[key(row)[:-2], row["strategy"]].append(row)
+    for comparison in sorted({setting for setting, _ in groups}, key=str):
         model, per_class, epochs, overrides, lr, window = comparison
         print(
             f"\n#### {model} ({overrides}), {per_class} images per class, {epochs} epochs, lr {lr}, window {window}\n"
@@ -183,7 +183,7 @@ def table(options: argparse.Namespace) -> None:
         print("| strategy | mean strength | test accuracy (%) | seeds |")
         print("|---|---|---|---|")
         for strategy in STRATEGIES:
-            runs = groups.get((*comparison, strategy), [])
+            runs = groups.get((comparison, strategy), [])
             if not runs:
                 continue
             accuracies = [100 * r["accuracy"] for r in runs]
@@ -191,7 +191,9 @@ def table(options: argparse.Namespace) -> None:
             strength = statistics.mean(r["mean_strength"] for r in runs)
             print(f"| {strategy} | {strength:.2f} | {statistics.mean(accuracies):.2f} ± {spread:.2f} | {len(runs)} |")
     if rows:
-        print(f"\nCommand (per run, plus the strategy flags, --seed and --output_dir): `{rows[-1]['command']}`")
+        print(
+            f"\nCommand of the last run (the others differ in the strategy flags and --seed): `{rows[-1]['command']}`"
+        )
         print(
             f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
         )

@@ -1,7 +1,7 @@
 """Wall-clock overhead of SADATrainer over Trainer with the identical transform (fixed strength).
 
     python benchmarks/overhead.py                 # CPU: small ResNet and ViT on 2,000 CIFAR-10 images
-    python benchmarks/overhead.py --device-note "H100, bf16" --model vit-base --bf16   # on a GPU
+    python benchmarks/overhead.py --device-note "H100, bf16" --models vit-base --bf16   # on a GPU
 
 Both trainers get the same data, model initialisation, seed and SADATransform (strategy
 'trivialaugment' with warmup_strength 0.5, so strengths never change); only SADA's bookkeeping

@@ -27,6 +27,7 @@ from sada_hf.job import (
     build_transforms,
     label_names,
     load_splits,
+    train_evaluate_and_publish,
 )
 
 
@@ -60,30 +61,9 @@ def main() -> None:
         sada_config=sada_config,
     )
 
-    resume = training_args.resume_from_checkpoint  # a checkpoint path, or True for the last one
-    result = trainer.train(resume_from_checkpoint=True if resume in ("True", "true") else resume)
-    trainer.save_model()  # also writes sada_state.safetensors
-    trainer.log_metrics("train", result.metrics)
-    trainer.save_metrics("train", result.metrics)
-    trainer.save_state()
-
-    metrics = trainer.evaluate()
-    trainer.log_metrics("eval", metrics)
-    trainer.save_metrics("eval", metrics)
-
-    # The card carries a SADA section (configuration, per-epoch strengths, plots) and the `sada` tag.
-    card = dict(
-        finetuned_from=model_args.model_name_or_path,
-        tasks="image-classification",
-        dataset=data_args.dataset_name or data_args.train_dir or data_args.builtin_dataset,
-        tags=["image-classification", "vision"],
-    )
-    if training_args.push_to_hub:
-        trainer.push_to_hub(**card)
-    else:
-        trainer.create_model_card(**card)
-    if trainer.is_world_process_zero():
-        print(f"eval accuracy: {metrics['eval_accuracy']:.4f}  (model, card and plots in {training_args.output_dir})")
+    # Train (or resume), save the model and SADA state, evaluate, write the model card with its SADA
+    # section and plots (or push it all with --push_to_hub).
+    train_evaluate_and_publish(trainer, model_args, data_args, training_args)
 
 
 if __name__ == "__main__":

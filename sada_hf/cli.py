@@ -21,6 +21,7 @@ from .job import (
     build_transforms,
     label_names,
     load_splits,
+    train_evaluate_and_publish,
 )
 from .trainer import SADATrainer
 
@@ -101,30 +102,7 @@ def train(argv: list[str]) -> dict[str, float]:
         ),
         sada_config=sada_config,
     )
-    resume = training_args.resume_from_checkpoint
-    result = trainer.train(resume_from_checkpoint=True if resume in ("True", "true") else resume)
-    trainer.save_model()
-    trainer.log_metrics("train", result.metrics)
-    trainer.save_metrics("train", result.metrics)
-    trainer.save_state()
-
-    metrics = trainer.evaluate()
-    trainer.log_metrics("eval", metrics)
-    trainer.save_metrics("eval", metrics)
-
-    card = dict(
-        finetuned_from=model_args.model_name_or_path,
-        tasks="image-classification",
-        dataset=data_args.dataset_name or data_args.train_dir or data_args.builtin_dataset,
-        tags=["image-classification", "vision"],
-    )
-    if training_args.push_to_hub:
-        trainer.push_to_hub(**card)
-    else:
-        trainer.create_model_card(**card)
-    if trainer.is_world_process_zero():
-        print(f"eval accuracy: {metrics['eval_accuracy']:.4f}  (model, card and plots in {training_args.output_dir})")
-    return metrics
+    return train_evaluate_and_publish(trainer, model_args, data_args, training_args)
 
 
 if __name__ == "__main__":

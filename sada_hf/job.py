@@ -1,5 +1,6 @@
 """Building blocks of the main job (`sada-hf train`, examples/run_image_classification.py): its
-arguments, data, model, transforms and metrics, so the scripts themselves read top to bottom."""
+arguments, data, model, transforms, metrics and the train-evaluate-publish tail, so the scripts
+themselves read top to bottom."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import evaluate
@@ -20,6 +21,7 @@ from transformers import (
     AutoModelForImageClassification,
     EvalPrediction,
     ResNetConfig,
+    TrainingArguments,
     ViTConfig,
     ViTImageProcessor,
 )
@@ -27,6 +29,9 @@ from transformers import (
 from .config import SADAConfig
 from .data import find_cifar10, load_cifar10, load_digits
 from .transform import CROPS, EvalTransform, SADATransform
+
+if TYPE_CHECKING:
+    from .trainer import SADATrainer
 
 BUILTIN_DATASETS = ("digits", "cifar10")
 _METRICS = Path(__file__).parent / "metrics"
@@ -262,3 +267,35 @@ def build_compute_metrics(train_labels: np.ndarray, num_labels: int) -> Callable
         return metrics
 
     return compute_metrics
+
+
+def train_evaluate_and_publish(
+    trainer: SADATrainer, model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> dict[str, float]:
+    """Train (resuming from `--resume_from_checkpoint`: a path, or True for the last one), save the
+    model and SADA state, evaluate, then write the model card (SADA section, plots, `sada` tag) or
+    push everything to the Hub. Returns the evaluation metrics."""
+    resume = training_args.resume_from_checkpoint
+    result = trainer.train(resume_from_checkpoint=True if resume in ("True", "true") else resume)
+    trainer.save_model()  # also writes sada_state.safetensors
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+
+    metrics = trainer.evaluate()
+    trainer.log_metrics("eval", metrics)
+    trainer.save_metrics("eval", metrics)
+
+    card = dict(
+        finetuned_from=model_args.model_name_or_path,
+        tasks="image-classification",
+        dataset=data_args.dataset_name or data_args.train_dir or data_args.builtin_dataset,
+        tags=["image-classification", "vision"],
+    )
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card)
+    else:
+        trainer.create_model_card(**card)
+    if trainer.is_world_process_zero():
+        print(f"eval accuracy: {metrics['eval_accuracy']:.4f}  (model, card and plots in {training_args.output_dir})")
+    return metrics

@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .config import SADAConfig
-from .state import SADAState
+from .dynamics import data_map
+from .state import SADAState, StrengthStatistics
 from .transform import EvalTransform, SADATransform
 
 if TYPE_CHECKING:
     from .trainer import SADATrainer, TransformEpochCallback
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "EvalTransform",
@@ -22,7 +23,9 @@ __all__ = [
     "SADAState",
     "SADATrainer",
     "SADATransform",
+    "StrengthStatistics",
     "TransformEpochCallback",
+    "data_map",
 ]
 
 # The trainer imports transformers.Trainer (seconds). Dataloader workers started with spawn import

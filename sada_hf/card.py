@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 from huggingface_hub import ModelCard
 
+from .dynamics import DYNAMICS_DIR
 from .ops import MAGNITUDE_OPS
+from .plots import DATA_MAP_PLOT
 from .state import SADAState
 
 TAG = "sada"
@@ -38,14 +40,25 @@ def update_model_card(path: str | os.PathLike, state: SADAState, plots: Sequence
 def sada_section(state: SADAState, plots: Sequence[str] = ()) -> str:
     """Markdown describing how SADA augmented this model's training data."""
     config = state.config
+    if config.influence == "probe":
+        source = (
+            "re-estimated after each probe (a no-grad, eval-mode forward over every training example without "
+            f"augmentation, every {config.probe_every:g} epoch(s)) from the variance of its influence (the KL "
+            "divergence between its predictive distributions at successive probes). "
+        )
+    else:
+        source = (
+            "re-estimated at each epoch end from the variance of its influence (the KL divergence between its "
+            "predictive distributions at successive training steps, on the augmented views trained on). "
+        )
     lines = [
         _SECTION_START,
         "## SADA augmentation",
         "",
         'Trained with SADA (Sample-Aware Dynamic Augmentation; "On-the-fly data augmentation via gradient-guided '
         'and sample-aware influence estimation") through sada_hf: every training example '
-        "had its own augmentation strength, re-estimated at each epoch end from the variance of its influence "
-        "(the KL divergence between its successive predictive distributions). "
+        "had its own augmentation strength, "
+        + source
         + (
             "Stable examples were augmented strongly, unstable ones mildly."
             if config.direction == "stable_strong"
@@ -57,6 +70,9 @@ def sada_section(state: SADAState, plots: Sequence[str] = ()) -> str:
         "| setting | value |",
         "|---|---|",
         f"| strategy | `{config.strategy}` |",
+        f"| influence | `{config.influence}`"
+        + (f", every {config.probe_every:g} epoch(s)" if config.influence == "probe" else "")
+        + " |",
         f"| window (L) | {config.window} |",
         f"| EMA decay (beta) | {config.decay} |",
         f"| normalization | `{config.normalization}` |",
@@ -74,23 +90,35 @@ def sada_section(state: SADAState, plots: Sequence[str] = ()) -> str:
         + ", ".join(f"{op} {config.magnitudes[op]:g}" for op in MAGNITUDE_OPS if op in config.ops)
         + " (enhance factors 1 +/- m, degrees, fraction of the side, shear, solarize fraction, posterize bits removed).",
         "",
-        "### Strength per epoch",
+        "### Strengths as published",
         "",
         "| epoch | in warm-up | mean | std | q25 | median | q75 | non-finite logits skipped |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for entry in state.history:
-        stats = [
-            entry.get(k) for k in ("strength_mean", "strength_std", "strength_q25", "strength_median", "strength_q75")
-        ]
+        stats = (
+            entry.strength_mean,
+            entry.strength_std,
+            entry.strength_q25,
+            entry.strength_median,
+            entry.strength_q75,
+        )
         cells = " | ".join("-" if v is None else f"{v:.3f}" for v in stats)
-        lines.append(f"| {entry['epoch']} | {entry['warmup_fraction']:.0%} | {cells} | {entry['nonfinite_skipped']} |")
+        lines.append(f"| {entry.epoch:g} | {entry.warmup_fraction:.0%} | {cells} | {entry.nonfinite_skipped} |")
     if state.history:
         last = state.history[-1]
         lines += [
             "",
-            f"After the last epoch, {1 - last['warmup_fraction']:.0%} of the examples had a SADA strength; the "
-            f"expected strength of a visit was {last['expected_strength']:.3f}.",
+            f"After the last publication, {1 - last.warmup_fraction:.0%} of the examples had a SADA strength; the "
+            f"expected strength of a visit was {last.expected_strength:.3f}.",
+        ]
+    if DATA_MAP_PLOT in plots:
+        lines += [
+            "",
+            f"The data map below ({DATA_MAP_PLOT}) places every training example by its mean gold-label confidence "
+            f"and its variability across probes; the per-probe rows are in `{DYNAMICS_DIR}/` (Parquet: "
+            f'`datasets.load_dataset("parquet", data_files="{DYNAMICS_DIR}/*.parquet")`). Examples with low '
+            "confidence and low variability are the first to check for label errors.",
         ]
     if plots:
         lines += [""] + [f"![{os.path.splitext(name)[0]}]({name})" for name in plots]

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .ops import DEFAULT_MAX_MAGNITUDES, MAGNITUDE_LIMITS, OP_NAMES
+from .strategies import STRATEGIES
 
-STRATEGIES = ("sada", "sada_shuffled", "entropy", "random", "trivialaugment", "none")
+INFLUENCES = ("train_step", "probe")
 NORMALIZATIONS = ("minmax", "rank")
 DIRECTIONS = ("stable_strong", "unstable_strong")
 STORE_DTYPES = ("float32", "float16")
@@ -26,11 +27,37 @@ class SADAConfig:
     strategy: str = field(
         default="sada",
         metadata={
-            "help": "How strengths are chosen: 'sada' (the paper); baselines: 'sada_shuffled' (SADA's strengths "
-            "permuted across examples each epoch), 'entropy' (1 - entropy / log K of the last prediction, "
-            "EntAugment-style), 'random' (one fixed uniform strength per example), 'trivialaugment' (every visit "
-            "uses the warm-up strength), 'none' (no SADA op, base augmentation only).",
+            "help": "How strengths are chosen: "
+            + "; ".join(f"'{name}' ({strategy.help})" for name, strategy in STRATEGIES.items())
+            + ".",
             "choices": list(STRATEGIES),
+        },
+    )
+
+    # Where the influence signal comes from
+    influence: str = field(
+        default="train_step",
+        metadata={
+            "help": "Where the predictions whose KL is the influence come from: 'train_step' (the paper: the "
+            "training step's logits on the augmented view, free) or 'probe' (a no-grad, eval-mode forward over "
+            "every training example through the evaluation transform: measures the example, not its augmentation; "
+            "one extra forward pass per example and probe).",
+            "choices": list(INFLUENCES),
+        },
+    )
+    probe_every: float = field(
+        default=1.0,
+        metadata={
+            "help": "With influence 'probe': epochs between probes. 1 probes at each epoch end, 2 at every other "
+            "epoch end, 0.25 four times per epoch (1/n probes n times per epoch, so short fine-tunes get strengths "
+            "in their first epoch). Strengths are published after every probe; the window and the EMA count probes."
+        },
+    )
+    save_dynamics: bool = field(
+        default=True,
+        metadata={
+            "help": "With influence 'probe': write each probe's per-example dynamics (gold-label probability, "
+            "margin, correctness, KL, V, strength) to output_dir/sada_dynamics/ as Parquet, and draw a data map."
         },
     )
 
@@ -101,7 +128,9 @@ class SADAConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("strategy", self.strategy, tuple(STRATEGIES))
+        _check_choice("influence", self.influence, INFLUENCES)
+        _check_probe_every(self.probe_every)
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
         _check_choice("direction", self.direction, DIRECTIONS)
         _check_choice("store_dtype", self.store_dtype, STORE_DTYPES)
@@ -154,6 +183,20 @@ class SADAConfig:
         if unknown:
             raise ValueError(f"Unknown SADAConfig fields {unknown}; known fields: {sorted(known)}.")
         return cls(**values)
+
+
+def _check_probe_every(probe_every: float) -> None:
+    """1/n (n probes per epoch) or a whole number of epochs: probes then fall on fixed steps of every epoch."""
+    valid = isinstance(probe_every, (int, float)) and math.isfinite(probe_every) and probe_every > 0
+    if valid and probe_every < 1:
+        valid = abs(1 / probe_every - round(1 / probe_every)) < 1e-6
+    elif valid:
+        valid = float(probe_every).is_integer()
+    if not valid:
+        raise ValueError(
+            f"`probe_every` must be a whole number of epochs (1, 2, ...) or 1/n of an epoch (0.5, 0.25, ...), got "
+            f"{probe_every!r}: probes then fall on the same steps of every epoch."
+        )
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

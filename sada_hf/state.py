@@ -1,51 +1,65 @@
-"""`SADAState`: everything SADA keeps for a training run, with its epoch logic and exact save/restore.
+"""`SADAState`: everything SADA keeps for a training run, with its epoch and probe logic.
 
-No Hugging Face imports: the trainer calls `observe` every step, `begin_epoch` / `end_epoch` at epoch
-boundaries, and `save` / `load` with checkpoints.
+No Hugging Face imports: the trainer calls `begin_epoch` / `end_epoch` at the training loop's epoch
+boundaries, `observe` with training-step logits or `observe_probe` + `end_probe` with probe logits,
+and `save` / `load` with checkpoints (the file format lives in `persistence.py`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
-from dataclasses import fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from .config import SADAConfig
+from .persistence import read_state, write_config, write_state, write_summary
 from .store import InfluenceStore
-from .strengths import (
-    StrengthSchedule,
-    entropy_strengths,
-    random_strengths,
-    shuffled_strengths,
-    variance_strengths,
-)
+from .strategies import STRATEGIES
+from .strengths import StrengthSchedule
 
-STATE_FILE = "sada_state.safetensors"
-CONFIG_FILE = "sada_config.json"
-_FORMAT = "sada_hf.state"
-_FORMAT_VERSION = 1
 HISTOGRAM_BINS = 20
 # Config fields that change what is stored: a state saved with other values cannot be restored.
-_STRUCTURAL_FIELDS = ("window", "store_dtype")
+_STRUCTURAL_FIELDS = ("window", "store_dtype", "influence")
+
+
+@dataclass
+class StrengthStatistics:
+    """The strengths published once (at an epoch end, or after a probe), as logged and shown on the card."""
+
+    publication: int
+    epoch: float  # training progress, in epochs, when published
+    warmup_fraction: float  # share of examples without a strength (their visits get the warm-up strength)
+    expected_strength: float  # mean strength of a visit, warm-up visits included
+    nonfinite_skipped: int  # rows with non-finite logits skipped since the previous publication
+    variance_defined: int  # examples with a V
+    strength_mean: float | None = None
+    strength_std: float | None = None
+    strength_q25: float | None = None
+    strength_median: float | None = None
+    strength_q75: float | None = None
+    histogram: list[int] = field(default_factory=list)  # HISTOGRAM_BINS bins over [0, 1]
+
+    def scalars(self) -> dict[str, float]:
+        """What goes to the logs (`sada/<name>`): every defined number but the histogram."""
+        return {k: v for k, v in asdict(self).items() if isinstance(v, (int, float)) and k != "publication"}
 
 
 class SADAState:
     """SADA's state for one run over `num_examples` training examples with `num_labels` classes.
 
     Attributes:
-        config (`SADAConfig`): the configuration, with a concrete `seed`.
+        config (`SADAConfig`): the configuration, with a concrete `augmentation_seed`.
         store (`InfluenceStore`): the per-example influence signal.
         schedule (`StrengthSchedule`): epoch and strengths in shared memory, read by `SADATransform`.
-        epochs_completed (`int`): number of `end_epoch` calls since `reset`.
-        history (`list[dict]`): per-epoch strength statistics, one dict per completed epoch.
+        epochs_completed (`int`): training-loop epochs ended since `reset`.
+        epoch_open (`bool`): the current epoch has begun and not ended.
+        probes_completed (`int`): probes fed into the store since `reset`.
+        epoch_start_publication (`int`): publications made before the current epoch began.
+        history (`list[StrengthStatistics]`): one entry per publication.
     """
 
     def __init__(self, num_examples: int, num_labels: int, config: SADAConfig) -> None:
@@ -54,11 +68,9 @@ class SADAState:
                 "SADAState needs a config with a concrete `augmentation_seed` (SADATrainer fills it from args.seed)."
             )
         self.config = config
+        self.strategy = STRATEGIES[config.strategy]
         self.store = InfluenceStore(num_examples, num_labels, config.window, config.decay, config.store_dtype)
         self.schedule = StrengthSchedule(num_examples)
-        self.epochs_completed = 0
-        self.history: list[dict[str, Any]] = []
-        self._nonfinite_at_epoch_start = 0
         self.reset()
 
     @property
@@ -71,7 +83,7 @@ class SADAState:
 
     @property
     def strengths(self) -> torch.Tensor:
-        """Strength of each example for the current epoch (float32; NaN while in warm-up)."""
+        """Strength of each example (float32; NaN while in warm-up)."""
         return self.schedule.strengths.clone()
 
     @property
@@ -81,196 +93,214 @@ class SADAState:
 
     @property
     def visits(self) -> torch.Tensor:
-        """Stored visits of each example (int32)."""
+        """Stored visits (training steps or probes) of each example (int32)."""
         return self.store.visits.clone()
 
     @property
     def epoch(self) -> int:
-        """The epoch being trained (the one visits are recorded for)."""
+        """The training-loop epoch being trained (0-based; it keys the augmentation draws)."""
         return int(self.schedule.epoch)
+
+    @property
+    def publications(self) -> int:
+        return int(self.schedule.publications)
+
+    @property
+    def uses_probe(self) -> bool:
+        return self.config.influence == "probe"
 
     def reset(self, epoch: int = 0) -> None:
         """Start fresh at `epoch` (0, or a resumed run's epoch when its checkpoint had no SADA state),
         in place: workers keep reading the same shared tensors."""
         self.store.reset()
         self.epochs_completed = epoch
-        self.history = []
-        self._nonfinite_at_epoch_start = 0
-        self.schedule.set_epoch(epoch)
-        if self.config.strategy == "random":
-            self.schedule.publish(random_strengths(self.num_examples, self._generator(-1)))
-        else:
-            self.schedule.publish(torch.full((self.num_examples,), math.nan))
+        self.epoch_open = False
+        self.probes_completed = 0
+        self.epoch_start_publication = 0
+        self.history: list[StrengthStatistics] = []
+        self._nonfinite_at_last_publication = 0
+        self.schedule.reset(self.strategy.at_reset(self.num_examples, self._generator(-1)), epoch)
+
+    # ---- the training loop's epochs ----------------------------------------------------------
+
+    def begin_epoch(self) -> None:
+        """Enter the next training-loop epoch. The caller first ends an epoch still open (a checkpoint
+        written by the last step of an epoch, before that epoch ended)."""
+        if self.epoch_open:
+            raise RuntimeError("begin_epoch called while an epoch is open: end it first.")
+        self.epoch_open = True
+        self.epoch_start_publication = self.publications
+        self.schedule.set_epoch(self.epochs_completed)
+
+    def end_epoch(self) -> StrengthStatistics | None:
+        """Close the epoch. With training-step influence, publish the strengths for the next epoch and
+        return their statistics; with probes, publications follow probes (`end_probe`)."""
+        self.epoch_open = False
+        self.epochs_completed += 1
+        if self.uses_probe:
+            return None
+        return self.publish(float(self.epochs_completed))
+
+    def probe_due_at_epoch_end(self) -> bool:
+        """Whether a probe runs at the end of the open epoch (every epoch end, or every n-th)."""
+        every = self.config.probe_every
+        return self.uses_probe and (every <= 1 or (self.epochs_completed + 1) % round(every) == 0)
+
+    # ---- recording predictions ---------------------------------------------------------------
 
     def observe(self, indices: torch.Tensor, logits: torch.Tensor) -> int:
-        """Record the training-step logits (B x K) of the examples at `indices` (B) for this epoch."""
+        """Record training-step logits (B x K) of the examples at `indices` (B) for this epoch."""
         return self.store.update(indices, logits, self.epoch)
 
-    def begin_epoch(self, epoch: int) -> list[dict[str, Any]]:
-        """Enter `epoch`. Epoch ends that were skipped (a checkpoint written by the last step of an
-        epoch, before that epoch ended) are run first; their statistics are returned."""
-        caught_up = [self.end_epoch() for _ in range(self.epochs_completed, epoch)]
-        self.schedule.set_epoch(epoch)
-        return caught_up
+    def observe_probe(self, indices: torch.Tensor, logits: torch.Tensor) -> int:
+        """Record probe logits (clean view, eval mode) of the examples at `indices` for the current probe."""
+        return self.store.update(indices, logits, self.probes_completed)
 
-    def end_epoch(self) -> dict[str, Any]:
-        """Compute and publish the strengths for the next epoch; return this epoch's statistics."""
-        strategy = self.config.strategy
-        if strategy in ("sada", "sada_shuffled"):
-            strengths = variance_strengths(self.store.variance, self.config.normalization, self.config.direction)
-            if strategy == "sada_shuffled":
-                strengths = shuffled_strengths(strengths, self._generator(self.epochs_completed))
-            self.schedule.publish(strengths)
-        elif strategy == "entropy":
-            self.schedule.publish(entropy_strengths(self.store.log_probs, self.store.visits))
-        # "random" keeps the strengths drawn at reset; "trivialaugment" and "none" publish none.
+    def end_probe(self, at_epoch: float) -> StrengthStatistics:
+        """Close the current probe and publish the strengths it yields."""
+        self.probes_completed += 1
+        return self.publish(at_epoch)
 
-        stats = self._statistics()
+    def publish(self, at_epoch: float) -> StrengthStatistics:
+        """Publish the strategy's strengths from the store (or keep them, for strategies that never
+        change) and return their statistics."""
+        update = self.strategy.at_publication
+        strengths = self.schedule.strengths
+        if update is not None:
+            strengths = update(self.store, self.config, self._generator(self.publications))
+        self.schedule.publish(strengths)
+        stats = self._statistics(at_epoch)
         self.history.append(stats)
-        self.epochs_completed += 1
-        self._nonfinite_at_epoch_start = self.store.nonfinite_skipped
+        self._nonfinite_at_last_publication = self.store.nonfinite_skipped
         return stats
 
-    def _statistics(self) -> dict[str, Any]:
+    def _statistics(self, at_epoch: float) -> StrengthStatistics:
         strengths = self.schedule.strengths
         defined = strengths[~torch.isnan(strengths)].to(torch.float64)
-        stats: dict[str, Any] = {
-            "epoch": self.epochs_completed + 1,
-            "warmup_fraction": 1.0 - defined.numel() / self.num_examples,
-            "expected_strength": self._expected_strength(defined),
-            "nonfinite_skipped": self.store.nonfinite_skipped - self._nonfinite_at_epoch_start,
-            "variance_defined": int((~torch.isnan(self.store.variance)).sum()),
-        }
+        stats = StrengthStatistics(
+            publication=self.publications,
+            epoch=at_epoch,
+            warmup_fraction=1.0 - defined.numel() / self.num_examples,
+            expected_strength=self._expected_strength(defined),
+            nonfinite_skipped=self.store.nonfinite_skipped - self._nonfinite_at_last_publication,
+            variance_defined=int((~torch.isnan(self.store.variance)).sum()),
+            histogram=torch.histc(defined, bins=HISTOGRAM_BINS, min=0.0, max=1.0).long().tolist(),
+        )
         if defined.numel() > 0:
             q25, q50, q75 = torch.quantile(defined, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
-            stats.update(
-                strength_mean=float(defined.mean()),
-                strength_std=float(defined.std(unbiased=False)),
-                strength_q25=q25,
-                strength_median=q50,
-                strength_q75=q75,
-            )
-        stats["histogram"] = torch.histc(defined, bins=HISTOGRAM_BINS, min=0.0, max=1.0).long().tolist()
+            stats.strength_mean, stats.strength_std = float(defined.mean()), float(defined.std(unbiased=False))
+            stats.strength_q25, stats.strength_median, stats.strength_q75 = q25, q50, q75
         return stats
 
     def _expected_strength(self, defined: torch.Tensor) -> float:
-        """Mean strength a visit gets next epoch, warm-up visits included (0 with strategy 'none')."""
-        if self.config.strategy == "none":
+        """Mean strength a visit gets, warm-up visits included (0 with strategy 'none')."""
+        if not self.strategy.applies_op:
             return 0.0
         warmup = 0.5 if self.config.warmup_strength is None else self.config.warmup_strength
         undefined = self.num_examples - defined.numel()
         return (float(defined.sum()) + warmup * undefined) / self.num_examples
 
-    def _generator(self, epoch: int) -> torch.Generator:
-        """A generator that depends only on (seed, purpose epoch): resumed runs draw the same values."""
-        return torch.Generator().manual_seed(self.config.augmentation_seed * 1_000_003 + epoch + 1)
+    def _generator(self, purpose: int) -> torch.Generator:
+        """A generator that depends only on (seed, purpose): resumed runs draw the same values."""
+        return torch.Generator().manual_seed(self.config.augmentation_seed * 1_000_003 + purpose + 1)
 
     # ---- persistence -------------------------------------------------------------------------
 
-    def save(self, directory: str | os.PathLike) -> None:
-        """Write `sada_state.safetensors` (everything needed to resume) and `sada_config.json` (for
-        people) into `directory`. Each file is written under a temporary name and renamed, so a crash
-        leaves the previous state intact."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {f"store.{name}": tensor.contiguous() for name, tensor in self.store.state_dict().items()}
-        tensors["schedule.strengths"] = self.schedule.strengths.clone()
-        tensors["schedule.epoch"] = self.schedule.epoch.clone()
-        summary = self._summary()
-        metadata = {
-            "format": _FORMAT,
-            "format_version": str(_FORMAT_VERSION),
-            "summary": json.dumps(summary),
-            "history": json.dumps(self.history),
-            "nonfinite_at_epoch_start": str(self._nonfinite_at_epoch_start),
-        }
-        _atomic_write(directory / STATE_FILE, lambda path: save_file(tensors, path, metadata=metadata))
-        _atomic_write(
-            directory / CONFIG_FILE, lambda path: Path(path).write_text(json.dumps(summary, indent=2) + "\n")
-        )
-
-    def _summary(self) -> dict[str, Any]:
+    def _metadata(self) -> dict[str, Any]:
         return {
             "num_examples": self.num_examples,
             "num_labels": self.num_labels,
             "epochs_completed": self.epochs_completed,
+            "epoch_open": self.epoch_open,
+            "probes_completed": self.probes_completed,
+            "epoch_start_publication": self.epoch_start_publication,
+            "nonfinite_at_last_publication": self._nonfinite_at_last_publication,
             "config": self.config.to_dict(),
+            "history": [asdict(h) for h in self.history],
         }
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write everything needed to resume into `directory` (`sada_state.safetensors`, atomically) and
+        the configuration for people (`sada_config.json`)."""
+        tensors = {f"store.{name}": t for name, t in self.store.state_dict().items()}
+        tensors.update({f"schedule.{name}": t.clone() for name, t in self.schedule.state_dict().items()})
+        write_state(directory, tensors, self._metadata())
+
+    def save_summary(self, directory: str | os.PathLike) -> None:
+        """Write what a saved model needs to show how it was augmented: one row per example (strength,
+        V, visits) in `sada_examples.parquet`, and `sada_config.json`. Not resumable: checkpoints are."""
+        write_summary(
+            directory,
+            {
+                "index": np.arange(self.num_examples, dtype=np.int64),
+                "strength": self.schedule.strengths.numpy(),
+                "variance": self.store.variance.numpy(),
+                "visits": self.store.visits.numpy(),
+            },
+        )
+        write_config(directory, self._metadata())
 
     def load(self, directory: str | os.PathLike) -> list[str]:
         """Restore the state saved in `directory`, in place. Everything is read and checked before
         anything changes. Returns the names of config fields that differ from the saved run (the
         current values are kept). Raises `FileNotFoundError` if there is no state, `ValueError` if it
-        is corrupt or belongs to another dataset size or label count."""
-        path = Path(directory) / STATE_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"No SADA state at {path}.")
+        is corrupt or belongs to another dataset size, label count or store layout."""
+        tensors, metadata = read_state(directory)
+        where = os.path.join(directory, "sada_state.safetensors")
         try:
-            with safe_open(str(path), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-                tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-            summary = json.loads(metadata["summary"])
-            history = json.loads(metadata["history"])
-            saved = {name: int(summary[name]) for name in ("num_examples", "num_labels", "epochs_completed")}
-            nonfinite_at_epoch_start = int(metadata["nonfinite_at_epoch_start"])
-            saved_config = SADAConfig.from_dict(summary["config"])
-        except (SafetensorError, OSError, KeyError, TypeError, ValueError) as error:
-            raise ValueError(
-                f"The SADA state {path} is truncated or corrupt ({type(error).__name__}: {error}). Resume from an "
-                "earlier checkpoint, or delete the file to continue with a fresh SADA state."
-            ) from error
-        if metadata.get("format") != _FORMAT or metadata.get("format_version") != str(_FORMAT_VERSION):
-            raise ValueError(
-                f"{path} is not a SADA state of format version {_FORMAT_VERSION} "
-                f"(format {metadata.get('format')!r}, version {metadata.get('format_version')!r})."
-            )
+            saved = {name: int(metadata[name]) for name in ("num_examples", "num_labels", "epochs_completed")}
+            counters = {
+                name: int(metadata[name])
+                for name in ("probes_completed", "epoch_start_publication", "nonfinite_at_last_publication")
+            }
+            epoch_open = bool(metadata["epoch_open"])
+            history = [StrengthStatistics(**entry) for entry in metadata["history"]]
+            saved_config = SADAConfig.from_dict(metadata["config"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"The SADA state {where} has incomplete metadata ({error!r}).") from error
         for name, here in (("num_examples", self.num_examples), ("num_labels", self.num_labels)):
             if saved[name] != here:
                 what = "training examples" if name == "num_examples" else "labels"
                 raise ValueError(
-                    f"The SADA state in {path} was written for {saved[name]} {what}, but this run has {here}: "
+                    f"The SADA state in {where} was written for {saved[name]} {what}, but this run has {here}: "
                     "it belongs to another dataset or model, and its strengths would be assigned to the wrong "
                     "examples. Resume from a checkpoint of this dataset, or train with a new output_dir."
                 )
         for name in _STRUCTURAL_FIELDS:
             if getattr(saved_config, name) != getattr(self.config, name):
                 raise ValueError(
-                    f"The SADA state in {path} was saved with {name}={getattr(saved_config, name)!r}, this run uses "
-                    f"{name}={getattr(self.config, name)!r}; the stored tensors cannot be reused. Use the saved "
-                    "value to resume."
+                    f"The SADA state in {where} was saved with {name}={getattr(saved_config, name)!r}, this run "
+                    f"uses {name}={getattr(self.config, name)!r}; the stored tensors cannot be reused. Use the "
+                    "saved value to resume."
                 )
-        schedule_strengths = tensors.get("schedule.strengths")
-        schedule_epoch = tensors.get("schedule.epoch")
-        if (
-            schedule_strengths is None
-            or schedule_epoch is None
-            or schedule_strengths.shape != self.schedule.strengths.shape
-            or schedule_strengths.dtype != torch.float32
-            or schedule_epoch.shape != ()
-            or schedule_epoch.dtype != torch.int64
-        ):
-            raise ValueError(f"The SADA state in {path} has no valid schedule tensors (strengths, epoch).")
-        store_state = {name.removeprefix("store."): t for name, t in tensors.items() if name.startswith("store.")}
-        self.store.load_state_dict(store_state)  # checks every tensor before it copies any
+        schedule = {n.removeprefix("schedule."): t for n, t in tensors.items() if n.startswith("schedule.")}
+        store = {n.removeprefix("store."): t for n, t in tensors.items() if n.startswith("store.")}
+        try:
+            self.store.check_state_dict(store)
+            self.schedule.load_state_dict(schedule)  # checks every tensor before it copies any
+        except KeyError as error:
+            raise ValueError(f"The SADA state in {where} lacks the tensor {error}.") from error
+        self.store.load_state_dict(store)
 
-        self.schedule.publish(schedule_strengths)
-        self.schedule.set_epoch(int(schedule_epoch))
         self.epochs_completed = saved["epochs_completed"]
+        self.epoch_open = epoch_open
+        self.probes_completed = counters["probes_completed"]
+        self.epoch_start_publication = counters["epoch_start_publication"]
+        self._nonfinite_at_last_publication = counters["nonfinite_at_last_publication"]
         self.history = history
-        self._nonfinite_at_epoch_start = nonfinite_at_epoch_start
         return [f.name for f in fields(SADAConfig) if getattr(saved_config, f.name) != getattr(self.config, f.name)]
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through `write(temporary_path)` then rename over `path`: readers see the old or the new file."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+def epoch_progress(epoch: int, update_step: int, updates_in_epoch: int) -> float:
+    """Training progress in epochs after `update_step` of `updates_in_epoch` optimizer steps of `epoch`."""
+    return epoch + update_step / max(updates_in_epoch, 1)
+
+
+def mid_epoch_probe_steps(probe_every: float, updates_in_epoch: int) -> list[int]:
+    """The optimizer steps (1-based, within an epoch) after which a probe runs, before the epoch-end one:
+    probe k of n = 1/probe_every runs after step ceil(k * U / n); probes that would share a step run once."""
+    if probe_every >= 1:
+        return []
+    per_epoch = round(1 / probe_every)
+    steps = {math.ceil(k * updates_in_epoch / per_epoch) for k in range(1, per_epoch)}
+    return sorted(s for s in steps if 0 < s < updates_in_epoch)

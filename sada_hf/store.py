@@ -10,7 +10,8 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 class InfluenceStore:
     """Per-example influence state for `num_examples` examples and `num_labels` classes, on the CPU.
 
-    At each visit of example i (once per epoch) with predictive distribution p_v:
+    At each visit of example i (at most once per round: an epoch when the training step feeds the store, a
+    probe when probes do) with predictive distribution p_v:
     influence d_v = KL(p_v || p_{v-1}) (Eq. 5), window variance V_t = sum_j (|d_j| - mean |d|)^2 over
     the last `window` values (Eq. 6, a sum), and V = decay * V_t + (1 - decay) * V (Eq. 7; the first
     defined V_t initialises V).
@@ -20,7 +21,7 @@ class InfluenceStore:
         window (`torch.Tensor`, N x L, float32): ring buffer of the last L influence values |d|.
         variance (`torch.Tensor`, N, float32): the EMA V; NaN until an example has 2 influence values.
         visits (`torch.Tensor`, N, int32): stored visits per example.
-        last_epoch (`torch.Tensor`, N, int32): epoch of the last stored visit (-1: never visited).
+        last_round (`torch.Tensor`, N, int32): round of the last stored visit (-1: never visited).
         nonfinite_skipped (`int`): rows with non-finite logits that were counted and not stored.
     """
 
@@ -41,8 +42,11 @@ class InfluenceStore:
         self.window = torch.zeros(num_examples, window, dtype=torch.float32)
         self.variance = torch.full((num_examples,), float("nan"), dtype=torch.float32)
         self.visits = torch.zeros(num_examples, dtype=torch.int32)
-        self.last_epoch = torch.full((num_examples,), -1, dtype=torch.int32)
+        self.last_round = torch.full((num_examples,), -1, dtype=torch.int32)
         self.nonfinite_skipped = 0
+        # float16 cannot hold log-probabilities below -65504: clamp, so an extreme but finite logit gap
+        # never becomes -inf (whose KL term 0 * inf is NaN, poisoning V for a whole window).
+        self._log_prob_floor = torch.finfo(self.log_probs.dtype).min
 
     def reset(self) -> None:
         """Forget every visit, in place."""
@@ -50,14 +54,14 @@ class InfluenceStore:
         self.window.zero_()
         self.variance.fill_(float("nan"))
         self.visits.zero_()
-        self.last_epoch.fill_(-1)
+        self.last_round.fill_(-1)
         self.nonfinite_skipped = 0
 
-    def update(self, indices: torch.Tensor, logits: torch.Tensor, epoch: int) -> int:
+    def update(self, indices: torch.Tensor, logits: torch.Tensor, round: int) -> int:
         """Record one visit for each row of `logits` (B x K) at dataset positions `indices` (B).
 
         Negative indices (padding) are dropped; rows with non-finite logits are counted, not stored;
-        an index repeated in the batch or already visited in `epoch` keeps its first visit only.
+        an index repeated in the batch or already visited in `round` keeps its first visit only.
         Returns the number of visits stored.
         """
         indices = indices.reshape(-1).to(torch.int64)
@@ -81,7 +85,7 @@ class InfluenceStore:
         if torch.unique(indices).numel() != indices.numel():
             first = _first_occurrences(indices)
             indices, logits = indices[first], logits[first]
-        indices, logits = _select(indices, logits, self.last_epoch.index_select(0, indices) != epoch)
+        indices, logits = _select(indices, logits, self.last_round.index_select(0, indices) != round)
         if indices.numel() == 0:
             return 0
 
@@ -91,9 +95,9 @@ class InfluenceStore:
         rows, seen_log_p = _select(indices, log_p, seen)
         if rows.numel() > 0:
             self._add_influence(rows, seen_log_p, visits[seen].to(torch.int64) - 1)
-        self.log_probs.index_copy_(0, indices, log_p.to(self.log_probs.dtype))
+        self.log_probs.index_copy_(0, indices, log_p.clamp(min=self._log_prob_floor).to(self.log_probs.dtype))
         self.visits.index_copy_(0, indices, visits + 1)
-        self.last_epoch.index_fill_(0, indices, epoch)
+        self.last_round.index_fill_(0, indices, round)
         return int(indices.numel())
 
     def _add_influence(self, rows: torch.Tensor, log_p: torch.Tensor, recorded: torch.Tensor) -> None:
@@ -117,6 +121,14 @@ class InfluenceStore:
         updated = torch.where(torch.isnan(previous), window_variance, ema)
         self.variance.index_copy_(0, rows, torch.where(count >= 2, updated, previous).to(torch.float32))
 
+    def last_influence(self, indices: torch.Tensor) -> torch.Tensor:
+        """The most recent |d| of each example at `indices` (float32; NaN before its second visit)."""
+        indices = indices.reshape(-1).to(torch.int64)
+        recorded = self.visits.index_select(0, indices).to(torch.int64) - 1
+        slot = (recorded - 1).clamp(min=0) % self.window_size
+        values = self.window.index_select(0, indices).gather(1, slot[:, None]).squeeze(1)
+        return torch.where(recorded >= 1, values, torch.tensor(float("nan")))
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The tensors that restore this store exactly."""
         return {
@@ -124,13 +136,13 @@ class InfluenceStore:
             "window": self.window,
             "variance": self.variance,
             "visits": self.visits,
-            "last_epoch": self.last_epoch,
+            "last_round": self.last_round,
             "nonfinite_skipped": torch.tensor(self.nonfinite_skipped, dtype=torch.int64),
         }
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore from `state_dict()` output after checking every name, shape and dtype; nothing is
-        changed if a check fails."""
+    def check_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Raise `ValueError` naming the tensor, its shape and dtype and what this store needs, unless
+        `state` can be loaded."""
         expected = self.state_dict()
         missing = sorted(set(expected) - set(state))
         if missing:
@@ -143,7 +155,12 @@ class InfluenceStore:
                     f"needs shape {tuple(reference.shape)} and dtype {reference.dtype} "
                     f"({self.num_examples} examples, {self.num_labels} labels, window {self.window_size})."
                 )
-        for name in ("log_probs", "window", "variance", "visits", "last_epoch"):
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore from `state_dict()` output after checking every name, shape and dtype; nothing is
+        changed if a check fails."""
+        self.check_state_dict(state)
+        for name in ("log_probs", "window", "variance", "visits", "last_round"):
             getattr(self, name).copy_(state[name])
         self.nonfinite_skipped = int(state["nonfinite_skipped"])
 

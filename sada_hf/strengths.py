@@ -5,8 +5,10 @@ warm-up behaviour."""
 from __future__ import annotations
 
 import math
+import time
 
 import torch
+import torch.utils.data
 
 
 def variance_strengths(variance: torch.Tensor, normalization: str, direction: str) -> torch.Tensor:
@@ -75,28 +77,92 @@ class StrengthSchedule:
     persistent or not) always read the values published last. Copies of a schedule are the same
     schedule: `datasets` deep-copies transforms (`with_transform`), and a copy must still see updates.
 
+    Strengths published in the middle of an epoch (by a probe) must reach exactly the visits after it,
+    whatever the number of workers and however far ahead they prefetch: the trainer writes, at each
+    epoch start, which publication each example's visit needs (`visit_publication`), and a worker that
+    is ahead of the training loop waits for that publication.
+
+    A schedule built with no examples is unbound (a transform no trainer has bound): every lookup is
+    NaN, i.e. the warm-up behaviour.
+
     Attributes:
         epoch (`torch.Tensor`, int64 scalar): the epoch being trained.
-        strengths (`torch.Tensor`, N, float32): strength of each example for this epoch; NaN: warm-up.
+        strengths (`torch.Tensor`, N, float32): the strength of each example; NaN: warm-up.
+        publications (`torch.Tensor`, int64 scalar): how many times strengths were published.
+        visit_publication (`torch.Tensor`, N, int64): the publication each example's visit in this epoch
+            must see (0 everywhere unless strengths are published within epochs).
     """
 
     def __init__(self, num_examples: int = 0) -> None:
         self.epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.strengths = torch.full((num_examples,), math.nan, dtype=torch.float32).share_memory_()
+        self.publications = torch.zeros((), dtype=torch.int64).share_memory_()
+        self.visit_publication = torch.zeros((num_examples,), dtype=torch.int64).share_memory_()
 
     def __deepcopy__(self, memo: dict) -> StrengthSchedule:
         return self
 
+    @property
+    def bound(self) -> bool:
+        return self.strengths.numel() > 0
+
     def publish(self, strengths: torch.Tensor) -> None:
-        """Make `strengths` the ones every worker reads from now on."""
+        """Make `strengths` the ones every worker reads from now on (one more publication)."""
         self.strengths.copy_(strengths)
+        self.publications += 1
+
+    def reset(self, strengths: torch.Tensor, epoch: int = 0) -> None:
+        """Start over: `strengths` at publication 0 of `epoch`."""
+        self.strengths.copy_(strengths)
+        self.publications.zero_()
+        self.visit_publication.zero_()
+        self.epoch.fill_(epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch.fill_(epoch)
 
-    def lookup(self, indices: list[int]) -> list[float]:
-        """The published strength of each example in `indices`; NaN where it has none (or is outside
-        the table, as for a transform that no trainer has bound)."""
+    def lookup(self, indices: list[int], timeout: float = 600.0) -> list[float]:
+        """The strength of each example in `indices` for its visit in this epoch (NaN: warm-up).
+
+        A dataloader worker ahead of the training loop waits until the publication its visits need
+        is made; the main process never waits (it would wait for itself) and raises instead.
+        """
+        if not self.bound:
+            return [math.nan] * len(indices)
+        needed = int(self.visit_publication[indices].max()) if indices else 0
+        if int(self.publications) < needed:
+            self._wait_for(needed, timeout)
         table = self.strengths.numpy()
-        size = table.shape[0]
-        return [float(table[i]) if 0 <= i < size else math.nan for i in indices]
+        return [float(table[i]) for i in indices]
+
+    def _wait_for(self, publication: int, timeout: float) -> None:
+        if torch.utils.data.get_worker_info() is None:
+            raise RuntimeError(
+                f"A visit needs strength publication {publication}, but only {int(self.publications)} were made, and "
+                "this is the main process: the batch was built before the probe it depends on. This is a bug in "
+                "sada_hf's probe schedule; please report it."
+            )
+        deadline = time.monotonic() + timeout
+        while int(self.publications) < publication:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"A dataloader worker waited {timeout:.0f} s for strength publication {publication} (made: "
+                    f"{int(self.publications)}): the training loop stopped before the probe that publishes it."
+                )
+            time.sleep(0.002)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"epoch": self.epoch, "strengths": self.strengths, "publications": self.publications}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore in place (the tensors workers hold stay the same)."""
+        for name, tensor in self.state_dict().items():
+            got = state[name]
+            if got.shape != tensor.shape or got.dtype != tensor.dtype:
+                raise ValueError(
+                    f"Schedule tensor {name!r} has shape {tuple(got.shape)} and dtype {got.dtype}; expected "
+                    f"{tuple(tensor.shape)} and {tensor.dtype}."
+                )
+        for name, tensor in self.state_dict().items():
+            tensor.copy_(state[name])
+        self.visit_publication.zero_()

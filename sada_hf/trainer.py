@@ -1,30 +1,44 @@
 """`SADATrainer`: `transformers.Trainer` with SADA's per-example augmentation strengths.
 
-Hugging Face glue only: the math lives in `state.py` / `store.py`, the images in `transform.py`.
+Hugging Face glue only: the math lives in `state.py` / `store.py`, the images in `transform.py`, the
+probe's forward pass in `probe.py`.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 import os
-import shutil
 import weakref
 from typing import Any
 
 import datasets
 import numpy as np
 import torch
+from accelerate.data_loader import SeedableRandomSampler
+from datasets.arrow_dataset import update_metadata_with_features
+from datasets.table import InMemoryTable, concat_tables
+from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import TrainerState
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import logging
 
 from .card import update_model_card
 from .compat import reload_renamed_weights
 from .config import SADAConfig
-from .plots import CLASS_STRENGTHS_PLOT, STRENGTHS_PLOT, plot_class_strengths, plot_strength_history
-from .state import CONFIG_FILE, STATE_FILE, SADAState
+from .dynamics import DYNAMICS_DIR, data_map, probe_rows, write_probe
+from .plots import (
+    CLASS_STRENGTHS_PLOT,
+    DATA_MAP_PLOT,
+    STRENGTHS_PLOT,
+    plot_class_strengths,
+    plot_data_map,
+    plot_strength_history,
+)
+from .probe import Probe, owned_indices
+from .state import SADAState, StrengthStatistics, mid_epoch_probe_steps
 from .transform import SADATransform
 
 logger = logging.get_logger(__name__)
@@ -32,14 +46,18 @@ TRAINER_STATE_NAME = "trainer_state.json"
 
 
 class SADATrainer(Trainer):
-    """A `Trainer` whose training dataset carries a `SADATransform` gets SADA: each training step
-    records every example's predictive distribution, each epoch end turns the variance of its
-    influence into a strength, and the transform applies it in the next epoch.
+    """A `Trainer` whose training dataset carries a `SADATransform` gets SADA: every example's
+    predictions are recorded (from the training step, or from a clean-view probe), the variance of their
+    influence becomes a strength, and the transform applies it to the example's next visits.
 
-    Accepts everything `Trainer` does, plus `sada_config` (default: the transform's config). With any
-    other training dataset, training is exactly `Trainer`'s. Beyond `Trainer`: datasets with a
-    `set_transform` work with `remove_unused_columns=True`, and resuming restores the SADA state and
-    (transformers#43701) the weights of models whose checkpoint keys are renamed on save.
+    Accepts everything `Trainer` does, plus `sada_config` (default: the transform's config). Beyond
+    `Trainer`: datasets with a `set_transform` work with `remove_unused_columns=True`, any collator that
+    takes a list of feature dicts works unchanged (the index is set aside and put back), and resuming
+    restores the SADA state.
+
+    With any other training dataset SADA is inactive and this is `Trainer`, with one difference kept on
+    purpose: resuming a model whose checkpoint keys are renamed on save (ViT, transformers#43701) reloads
+    its weights through `from_pretrained` instead of silently keeping a fresh encoder.
 
     Attributes:
         sada_state (`SADAState` or `None`): strengths, variance and visits of every training example;
@@ -66,8 +84,8 @@ class SADATrainer(Trainer):
         if transform is None:
             if self.train_dataset is not None:
                 logger.warning(
-                    "SADATrainer: the training dataset has no SADATransform, so SADA is inactive and training is "
-                    "exactly Trainer's. Enable it with `train_dataset.set_transform(SADATransform(...))`."
+                    "SADATrainer: the training dataset has no SADATransform, so SADA is inactive and this is "
+                    "Trainer. Enable it with `train_dataset.set_transform(SADATransform(...))`."
                 )
             return
 
@@ -78,13 +96,36 @@ class SADATrainer(Trainer):
 
         # Data: checked before the first step, indexed, and bound to the shared strengths.
         num_labels = _num_labels(self.model)
-        # Unformatted: adding a column to a selected/shuffled dataset rewrites it through its transform.
-        dataset = _checked_train_dataset(self.train_dataset.with_format(None), transform, num_labels)
-        self.sada_state = SADAState(len(dataset), num_labels, config)
-        bound = transform.bound_to(self.sada_state.schedule, config)
-        self.train_dataset = _with_transform(dataset, bound, like=self.train_dataset)
+        raw = _checked_train_dataset(self.train_dataset.with_format(None), transform, num_labels)
+        self.sada_state = SADAState(len(raw), num_labels, config)
+        self.train_dataset = _with_transform(
+            raw, transform.bound_to(self.sada_state.schedule, config), like=self.train_dataset
+        )
         self._index_column = transform.index_column
         self._label_column = transform.label_column
+        self._labels = torch.from_numpy(_raw_column(raw, transform.label_column).astype(np.int64))
+        # Collators copied from HF examples keep only the keys they know: set the index aside for them.
+        self.data_collator = IndexKeepingCollator(self.data_collator, self._index_column)
+
+        # Probe: this process's examples through the evaluation transform, with the evaluation loader settings.
+        self._probe = None
+        if config.influence == "probe":
+            args = self.args
+            self._probe = Probe(
+                raw,
+                owned_indices(len(raw), args.process_index, args.world_size),
+                transform.for_evaluation(),
+                batch_size=args.eval_batch_size,
+                num_workers=args.dataloader_num_workers,
+                pin_memory=args.dataloader_pin_memory,
+                persistent_workers=args.dataloader_persistent_workers,
+                multiprocessing_context=args.dataloader_multiprocessing_context,
+                prefetch_factor=args.dataloader_prefetch_factor,
+            )
+        self._probe_steps: list[int] = []
+        self._epoch_first_step = 0
+        self._updates_in_epoch = 1
+        self._saving_checkpoint = False
         self.add_callback(_SADACallback(self))
 
     # ---- data ----------------------------------------------------------------------------------
@@ -97,13 +138,80 @@ class SADATrainer(Trainer):
     def _remove_unused_columns(self, dataset: datasets.Dataset, description: str | None = None) -> datasets.Dataset:
         """Datasets with a `set_transform` need their raw columns (the image) until the transform has
         run, so filter the transform's output instead of the dataset's columns."""
-        if not self.args.remove_unused_columns or dataset.format["type"] != "custom":
+        if self.sada_state is None or not self.args.remove_unused_columns or dataset.format["type"] != "custom":
             return super()._remove_unused_columns(dataset, description)
         self._set_signature_columns_if_needed()
-        transform = dataset.format["format_kwargs"]["transform"]
+        transform = _custom_transform(dataset)
         return _with_transform(dataset, _KeepKeys(transform, tuple(self._signature_columns)), like=dataset)
 
-    # ---- training step -------------------------------------------------------------------------
+    # ---- the training loop's epochs and steps --------------------------------------------------
+
+    def _run_epoch(self, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, *args, **kwargs):
+        """SADA counts epochs from the loop itself (a callback that ends epochs early leaves
+        `state.epoch` behind), and schedules this epoch's probes."""
+        if self.sada_state is not None:
+            state = self.sada_state
+            resumed = kwargs.get("resume_from_checkpoint") is not None and epoch == kwargs.get("epochs_trained")
+            skipped = kwargs.get("steps_trained_in_current_epoch", 0) if resumed else 0
+            continuing = skipped > 0 and not self.args.ignore_data_skip and state.epoch_open
+            if not continuing:
+                if state.epoch_open:  # saved by the epoch's last step, before its end: end it now
+                    self._end_sada_epoch()
+                state.begin_epoch()
+            done = skipped // self.args.gradient_accumulation_steps if continuing else 0
+            self._epoch_first_step = self.state.global_step - done
+            self._updates_in_epoch = num_update_steps_per_epoch
+            self._probe_steps = (
+                mid_epoch_probe_steps(state.config.probe_every, num_update_steps_per_epoch) if state.uses_probe else []
+            )
+            self._schedule_visits(train_dataloader, epoch)
+        return super()._run_epoch(
+            model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, *args, **kwargs
+        )
+
+    def _schedule_visits(self, train_dataloader, epoch: int) -> None:
+        """With probes inside the epoch and dataloader workers, tell the transform which publication each
+        visit must see: strengths published after optimizer step u reach the batches from u * GA + 1 on
+        (batch u * GA is built before, by the loader's look-ahead), however far ahead workers prefetch."""
+        schedule = self.sada_state.schedule
+        schedule.visit_publication.zero_()  # in the main process batches are built in order: no wait needed
+        if not self._probe_steps or self.args.dataloader_num_workers == 0:
+            return
+        batch_sampler = train_dataloader.batch_sampler
+        sampler = getattr(getattr(batch_sampler, "batch_sampler", batch_sampler), "sampler", None)
+        if not isinstance(sampler, (SeedableRandomSampler, SequentialSampler)):
+            raise ValueError(
+                f"probe_every={self.sada_state.config.probe_every} publishes strengths within epochs, which with "
+                f"dataloader workers needs the epoch's batch order in advance; the training sampler "
+                f"{type(sampler).__name__} cannot give it without drawing from the global random generator. Keep "
+                "accelerator_config's use_seedable_sampler=True (the default), or use probe_every >= 1, or "
+                "dataloader_num_workers=0."
+            )
+        train_dataloader.set_epoch(epoch)  # the loop sets it again before iterating: the same order
+        first_batches = [step * self.args.gradient_accumulation_steps + 1 for step in self._probe_steps]
+        base = self.sada_state.epoch_start_publication
+        needed = torch.full_like(schedule.visit_publication, torch.iinfo(torch.int64).max)
+        for number, batch in enumerate(batch_sampler):
+            rows = torch.as_tensor(batch, dtype=torch.int64)
+            # an example repeated to even out batches keeps its first visit's publication (never a later one)
+            needed[rows] = torch.minimum(needed[rows], torch.tensor(base + bisect.bisect_right(first_batches, number)))
+        schedule.visit_publication.copy_(torch.where(needed == torch.iinfo(torch.int64).max, 0, needed))
+
+    def _sada_step_end(self) -> None:
+        """After an optimizer step: run a probe if one falls on it."""
+        update = self.state.global_step - self._epoch_first_step
+        if update in self._probe_steps:
+            self._run_probe(self.sada_state.epoch + update / self._updates_in_epoch)
+
+    def _end_sada_epoch(self) -> None:
+        state = self.sada_state
+        if state.probe_due_at_epoch_end():
+            self._run_probe(float(state.epochs_completed + 1))
+        stats = state.end_epoch()
+        if stats is not None:
+            self.log_sada_statistics(stats)
+
+    # ---- recording predictions -----------------------------------------------------------------
 
     def compute_loss(
         self,
@@ -116,34 +224,97 @@ class SADATrainer(Trainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         # ViT and ResNet accept stray kwargs silently: the index must not reach forward().
         indices = inputs.pop(self._index_column, None)
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         # Gate on model.training: evaluation calls compute_loss too (is_in_train stays True during it).
-        if model.training and indices is not None:
-            logits = outputs["logits"] if isinstance(outputs, dict) else outputs[1]
-            self._observe(indices, logits)
+        records = model.training and not self.sada_state.uses_probe
+        if records and indices is None:
+            raise ValueError(
+                f"SADATrainer: a training batch arrived without the {self._index_column!r} column, so SADA cannot "
+                f"tell which examples it holds. The data collator ({type(self.data_collator.collator).__name__}) "
+                f"or a dataset transform drops it. Keep {self._index_column!r} in the transform's output (SADATransform "
+                "does), and let the collator receive a list of feature dicts (SADATrainer sets the index aside and "
+                "puts it back around it)."
+            )
+        # Trainer pops the labels before forward() for label smoothing and compute_loss_func: the model
+        # then returns no loss, and a tuple output starts with the logits (as LabelSmoother reads it).
+        labels_popped = (self.label_smoother is not None or self.compute_loss_func is not None) and "labels" in inputs
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if records:
+            if isinstance(outputs, dict):
+                logits = outputs["logits"]
+            else:
+                logits = outputs[0] if labels_popped else outputs[1]
+            indices, logits = self._gather_rows(indices, logits.detach().to(torch.float32))
+            self.sada_state.observe(indices, logits)
         return (loss, outputs) if return_outputs else loss
 
-    def _observe(self, indices: torch.Tensor, logits: torch.Tensor) -> None:
-        """Apply the (index, logits) of every process on every rank, so all ranks hold the full state."""
-        logits = logits.detach().to(torch.float32)
+    def _gather_rows(self, indices: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (index, logits) rows of every process, on the CPU, so that every rank applies all of them."""
         if self.accelerator.num_processes > 1:
             # gather, not gather_for_metrics: the latter drops samples under gradient accumulation.
-            indices = self.accelerator.pad_across_processes(indices, dim=0, pad_index=-1)
-            logits = self.accelerator.pad_across_processes(logits, dim=0)
+            device = self.args.device
+            indices = self.accelerator.pad_across_processes(indices.to(device), dim=0, pad_index=-1)
+            logits = self.accelerator.pad_across_processes(logits.to(device), dim=0)
             indices, logits = self.accelerator.gather((indices, logits))
-        self.sada_state.observe(indices.cpu(), logits.cpu())
+        return indices.cpu(), logits.cpu()
 
-    def log_sada_statistics(self, stats: dict[str, Any]) -> None:
-        """Send one epoch's scalar strength statistics through the normal logging path."""
-        self.log({f"sada/{k}": v for k, v in stats.items() if k != "epoch" and isinstance(v, (int, float))})
+    def _run_probe(self, at_epoch: float) -> None:
+        """Probe this process's examples, share the rows, feed the store, publish, log, and write the dynamics."""
+        state = self.sada_state
+        indices, logits = self._probe.run(self.model, self.args.device, self.accelerator.autocast)
+        if logits.numel() == 0:
+            logits = torch.empty(0, state.num_labels)
+        indices, logits = self._gather_rows(indices, logits)
+        keep = indices >= 0
+        indices, logits = indices[keep], logits[keep]
+        state.observe_probe(indices, logits)
+        stats = state.end_probe(at_epoch)
+        if state.config.save_dynamics and self.is_world_process_zero():
+            store = state.store
+            rows = probe_rows(
+                indices,
+                self._labels[indices],
+                logits,
+                store.last_influence(indices),
+                store.variance[indices],
+                state.schedule.strengths[indices],
+                probe=state.probes_completed,
+                epoch=at_epoch,
+            )
+            write_probe(self.args.output_dir, rows, probe=state.probes_completed)
+        self.log_sada_statistics(stats)
 
-    # ---- checkpoints ---------------------------------------------------------------------------
+    def log_sada_statistics(self, stats: StrengthStatistics) -> None:
+        """Send one publication's statistics through the normal logging path, without consuming the
+        `should_log` that Trainer's own epoch-end or step-end log is waiting for."""
+        should_log = self.control.should_log
+        self.log({f"sada/{name}": value for name, value in stats.scalars().items()})
+        self.control.should_log = should_log
+
+    # ---- checkpoints and saved models ----------------------------------------------------------
+
+    def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
+        # Before super: it may push to the Hub, and checkpoint rotation follows it.
+        if self.sada_state is not None and self.args.should_save:
+            folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            self.sada_state.save(os.path.join(self._get_output_dir(trial=trial), folder))
+        self._saving_checkpoint = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._saving_checkpoint = False
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        # Before super: it may push to the Hub, and checkpoint rotation and pushes follow it.
-        if self.sada_state is not None and self.args.should_save:
-            self.sada_state.save(output_dir if output_dir is not None else self.args.output_dir)
+        # A saved model (and what push_to_hub uploads) carries the per-example summary, not the
+        # resumable N x K state: that lives in checkpoints.
+        if self.sada_state is not None and self.args.should_save and not self._saving_checkpoint:
+            self.sada_state.save_summary(output_dir if output_dir is not None else self.args.output_dir)
         super().save_model(output_dir, _internal_call)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # Upstream copies only the model files of a checkpoint into output_dir before uploading it.
+        if self.sada_state is not None and self.args.should_save:
+            self.sada_state.save_summary(self.args.output_dir)
+        super()._push_from_checkpoint(checkpoint_folder)
 
     def train(
         self,
@@ -183,41 +354,6 @@ class SADATrainer(Trainer):
                 f"Resuming SADA with config fields {changed} changed from the checkpoint's; using the new values."
             )
 
-    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
-        # Upstream copies only the model files of a checkpoint into output_dir before uploading it.
-        if self.sada_state is not None and self.args.should_save:
-            for name in (STATE_FILE, CONFIG_FILE):
-                source = os.path.join(checkpoint_folder, name)
-                if os.path.isfile(source):
-                    shutil.copyfile(source, os.path.join(self.args.output_dir, name))
-        super()._push_from_checkpoint(checkpoint_folder)
-
-    # ---- model card and plots ------------------------------------------------------------------
-
-    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
-        """`Trainer`'s card, plus the `sada` tag and a SADA section with the strength plots."""
-        super().create_model_card(*args, **kwargs)
-        if self.sada_state is None or not self.is_world_process_zero():
-            return
-        plots = self.save_sada_plots()
-        update_model_card(os.path.join(self.args.output_dir, "README.md"), self.sada_state, plots)
-
-    def save_sada_plots(self, output_dir: str | None = None) -> list[str]:
-        """Draw the strength distribution per epoch and the mean strength per class as PNG files in
-        `output_dir` (default: args.output_dir); returns their file names."""
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        os.makedirs(output_dir, exist_ok=True)
-        state = self.sada_state
-        written = []
-        if state.history:
-            plot_strength_history(state.history, state.num_examples, os.path.join(output_dir, STRENGTHS_PLOT))
-            written.append(STRENGTHS_PLOT)
-        labels = _raw_column(self.train_dataset, self._label_column)
-        feature = self.train_dataset.features[self._label_column]
-        names = list(getattr(feature, "names", None) or [str(i) for i in range(state.num_labels)])
-        plot_class_strengths(state.strengths.numpy(), labels, names, os.path.join(output_dir, CLASS_STRENGTHS_PLOT))
-        return written + [CLASS_STRENGTHS_PLOT]
-
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
         reload_renamed_weights(model if model is not None else self.model, resume_from_checkpoint)
@@ -226,34 +362,91 @@ class SADATrainer(Trainer):
         super()._load_best_model()
         reload_renamed_weights(self.model, self.state.best_model_checkpoint)
 
+    # ---- model card and plots ------------------------------------------------------------------
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """`Trainer`'s card, plus the `sada` tag and a SADA section with the plots."""
+        super().create_model_card(*args, **kwargs)
+        if self.sada_state is None or not self.is_world_process_zero():
+            return
+        plots = self.save_sada_plots()
+        update_model_card(os.path.join(self.args.output_dir, "README.md"), self.sada_state, plots)
+
+    def save_sada_plots(self, output_dir: str | None = None) -> list[str]:
+        """Draw the strength distribution per publication, the mean strength per class and (with probes)
+        the data map as PNG files in `output_dir` (default: args.output_dir); returns their file names."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        state = self.sada_state
+        written = []
+        if state.history:
+            plot_strength_history(state.history, state.num_examples, os.path.join(output_dir, STRENGTHS_PLOT))
+            written.append(STRENGTHS_PLOT)
+        feature = self.train_dataset.features[self._label_column]
+        names = list(getattr(feature, "names", None) or [str(i) for i in range(state.num_labels)])
+        path = os.path.join(output_dir, CLASS_STRENGTHS_PLOT)
+        plot_class_strengths(state.strengths.numpy(), self._labels.numpy(), names, path)
+        written.append(CLASS_STRENGTHS_PLOT)
+        if os.path.isdir(os.path.join(self.args.output_dir, DYNAMICS_DIR)):
+            plot_data_map(data_map(self.args.output_dir), os.path.join(output_dir, DATA_MAP_PLOT))
+            written.append(DATA_MAP_PLOT)
+        return written
+
+
+class IndexKeepingCollator:
+    """Wraps a data collator: takes the index out of each feature dict before calling it and puts it
+    back into the batch as a tensor, so collators that keep only the keys they know (Hugging Face's
+    image-classification example) work unchanged. Picklable (a class, not a closure)."""
+
+    def __init__(self, collator: Any, index_column: str) -> None:
+        self.collator = collator
+        self.index_column = index_column
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        if not features or not isinstance(features[0], dict) or self.index_column not in features[0]:
+            return self.collator(features)
+        indices = [int(feature[self.index_column]) for feature in features]
+        batch = self.collator([{k: v for k, v in f.items() if k != self.index_column} for f in features])
+        try:
+            batch[self.index_column] = torch.tensor(indices, dtype=torch.int64)
+        except TypeError as error:
+            raise TypeError(
+                f"The data collator {type(self.collator).__name__} returned a {type(batch).__name__}; SADATrainer "
+                f"needs a dict-like batch to put the {self.index_column!r} column back into."
+            ) from error
+        return batch
+
 
 class TransformEpochCallback(TrainerCallback):
-    """Keeps a `SADATransform`'s epoch in step with a plain `Trainer`, so each epoch draws fresh
-    augmentations (for baselines trained without `SADATrainer`)."""
+    """Keeps a `SADATransform`'s epoch in step with a plain `Trainer`'s loop, so each epoch draws fresh
+    augmentations (for baselines trained without `SADATrainer`). Counts the loop's epochs, so a callback
+    that ends epochs early does not make epochs repeat their draws."""
 
     def __init__(self, transform: SADATransform) -> None:
         self.transform = transform
+        self._next_epoch = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._next_epoch = math.floor(state.epoch or 0)  # a resumed run continues the checkpoint's epoch
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self.transform.set_epoch(math.floor(state.epoch))
+        self.transform.set_epoch(self._next_epoch)
+        self._next_epoch += 1
 
 
 class _SADACallback(TrainerCallback):
-    """Epoch boundaries for `SADATrainer`. Callbacks are not handed the trainer, so this one holds a
+    """Step and epoch ends for `SADATrainer`. Callbacks are not handed the trainer, so this one holds a
     weak reference: a cycle would delay freeing the trainer, and with it shutting down persistent
     dataloader workers, to a garbage collection (where each worker join times out)."""
 
     def __init__(self, trainer: SADATrainer) -> None:
         self._trainer = weakref.ref(trainer)
 
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        trainer = self._trainer()
-        for stats in trainer.sada_state.begin_epoch(math.floor(state.epoch)):
-            trainer.log_sada_statistics(stats)
+    def on_step_end(self, args, state, control, **kwargs):
+        self._trainer()._sada_step_end()
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        trainer = self._trainer()
-        trainer.log_sada_statistics(trainer.sada_state.end_epoch())
+        self._trainer()._end_sada_epoch()
 
 
 class _KeepKeys:
@@ -276,6 +469,18 @@ def _refuse_iterable(dataset: Any) -> None:
         )
 
 
+def _custom_transform(dataset: Any) -> Any:
+    """The transform set with `set_transform` / `with_transform` on a `datasets.Dataset`, or None."""
+    if not isinstance(dataset, datasets.Dataset) or dataset.format["type"] != "custom":
+        return None
+    return dataset.format["format_kwargs"].get("transform")
+
+
+def _sada_transform_of(dataset: Any) -> SADATransform | None:
+    transform = _custom_transform(dataset)
+    return transform if isinstance(transform, SADATransform) else None
+
+
 def _with_transform(dataset: datasets.Dataset, transform: Any, like: datasets.Dataset) -> datasets.Dataset:
     """`dataset` with `transform`, keeping the column selection of `like`'s format (plus any column
     `dataset` has that `like` lacks, such as the index) and its `output_all_columns`."""
@@ -284,14 +489,6 @@ def _with_transform(dataset: datasets.Dataset, transform: Any, like: datasets.Da
     if fmt["columns"] != like.column_names:
         columns = fmt["columns"] + [c for c in dataset.column_names if c not in like.column_names]
     return dataset.with_transform(transform, columns=columns, output_all_columns=fmt["output_all_columns"])
-
-
-def _sada_transform_of(dataset: Any) -> SADATransform | None:
-    """The SADATransform set on a training dataset, or None."""
-    if not isinstance(dataset, datasets.Dataset) or dataset.format["type"] != "custom":
-        return None
-    transform = dataset.format["format_kwargs"].get("transform")
-    return transform if isinstance(transform, SADATransform) else None
 
 
 def _num_labels(model: torch.nn.Module) -> int:
@@ -333,7 +530,7 @@ def _checked_train_dataset(dataset: datasets.Dataset, transform: SADATransform, 
 
     index_column = transform.index_column
     if index_column not in columns:
-        return dataset.add_column(index_column, np.arange(len(dataset), dtype=np.int64))
+        return add_index_column(dataset, index_column)
     index = _raw_column(dataset, index_column)
     if index.shape != (len(dataset),) or not np.array_equal(index, np.arange(len(dataset))):
         raise ValueError(
@@ -342,6 +539,34 @@ def _checked_train_dataset(dataset: datasets.Dataset, transform: SADATransform, 
             f"split. Remove it (`dataset.remove_columns('{index_column}')`): SADATrainer adds a fresh one."
         )
     return dataset
+
+
+def add_index_column(dataset: datasets.Dataset, name: str = "index") -> datasets.Dataset:
+    """`dataset` with a column `name` holding each row's position 0..N-1, without rewriting the data.
+
+    `Dataset.add_column` first flattens a shuffled or selected dataset's indices mapping, i.e. rewrites
+    every image (the whole of ImageNet). Here the column goes onto the underlying table instead, holding
+    at each table row the position it has in the view (-1 for rows the view does not show), and the
+    mapping is kept. Only a view that shows some table row twice (oversampling) must be flattened.
+    """
+    mapping = dataset._indices  # the view's row -> table row, or None
+    if mapping is None:
+        return dataset.add_column(name, np.arange(len(dataset), dtype=np.int64))
+    table_rows = np.asarray(mapping.column(0).to_numpy(), dtype=np.int64)
+    if np.unique(table_rows).size != table_rows.size:
+        logger.warning(
+            f"The training dataset shows some rows more than once; giving each its own {name!r} rewrites it "
+            "(flatten_indices), which takes time and disk for large datasets."
+        )
+        return dataset.flatten_indices().add_column(name, np.arange(len(dataset), dtype=np.int64))
+    positions = np.full(len(dataset._data), -1, dtype=np.int64)
+    positions[table_rows] = np.arange(len(table_rows), dtype=np.int64)
+    column = InMemoryTable.from_pydict({name: positions})
+    info = dataset.info.copy()
+    info.features.update(datasets.Features({name: datasets.Value("int64")}))
+    table = concat_tables([dataset._data, column], axis=1)
+    table = update_metadata_with_features(table, info.features)
+    return datasets.Dataset(table, info=info, split=dataset.split, indices_table=mapping)
 
 
 def _raw_column(dataset: datasets.Dataset, column: str) -> np.ndarray:

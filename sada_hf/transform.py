@@ -22,6 +22,7 @@ from PIL import Image
 
 from .config import SADAConfig
 from .ops import apply_op
+from .strategies import STRATEGIES
 from .strengths import StrengthSchedule
 
 CROPS = ("random_crop", "random_resized_crop", "none")
@@ -114,9 +115,9 @@ class Draw:
 class SADATransform:
     """Training transform for `datasets.Dataset.set_transform`, driven by SADA strengths.
 
-    Outputs `pixel_values`, `labels` and the index column. Without a trainer the transform applies
-    the warm-up behaviour (`config.warmup_strength`); `SADATrainer` binds a copy of it to the
-    strengths it publishes each epoch.
+    Outputs `pixel_values`, `labels` (also under the label column's own name) and the index column.
+    Unbound (no trainer) the transform applies the warm-up behaviour (`config.warmup_strength`);
+    `SADATrainer` binds a copy of it to the strengths it publishes.
 
     Args:
         image_processor: an HF image processor (e.g. `ViTImageProcessor`) to read size, mean and std from.
@@ -199,9 +200,13 @@ class SADATransform:
             image = to_rgb(image)
             draw = self.draw(random.Random(_visit_key(self.seed, epoch, index)), image.size)
             images.append(self.apply(image, draw, strength))
+        labels = list(batch[self.label_column])
+        # The label also stays under its own column name: collators copied from Hugging Face's examples
+        # read `example[label_column]`; DefaultDataCollator turns either name into `labels`.
         return {
             "pixel_values": self.model_input(images),
-            "labels": list(batch[self.label_column]),
+            "labels": labels,
+            self.label_column: labels,
             self.index_column: indices,
         }
 
@@ -226,7 +231,7 @@ class SADATransform:
                 image = image.crop(draw.crop)  # Pillow fills outside the image with black: pad + crop
         if self.horizontal_flip and draw.flip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        if self.config.strategy == "none":
+        if not STRATEGIES[self.config.strategy].applies_op:
             return image
         if math.isnan(strength):
             warmup = self.config.warmup_strength

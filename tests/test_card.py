@@ -8,16 +8,16 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
-import torch
 import transformers.trainer as upstream
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform
+from sada_hf import SADAConfig, SADATrainer, SADATransform
 from sada_hf.card import sada_section
+from sada_hf.persistence import STATE_FILE, SUMMARY_FILE
 from sada_hf.plots import CLASS_STRENGTHS_PLOT, STRENGTHS_PLOT, class_strengths
-from sada_hf.state import STATE_FILE
 
 from conftest import tiny_vit, training_args
 
@@ -44,7 +44,7 @@ def test_card_has_the_sada_section_tag_and_plots(trained):
     rows = [line for line in card.text.splitlines() if line.startswith("| ") and "%" in line]
     assert len(rows) == 4  # one per epoch
     last = trained.sada_state.history[-1]
-    assert rows[-1].startswith(f"| 4 | 0% | {last['strength_mean']:.3f} |")
+    assert rows[-1].startswith(f"| 4 | 0% | {last.strength_mean:.3f} |")
     assert f"![sada_strengths]({STRENGTHS_PLOT})" in card.text
     for name in (STRENGTHS_PLOT, CLASS_STRENGTHS_PLOT):
         with Image.open(Path(trained.args.output_dir) / name) as image:
@@ -94,7 +94,7 @@ class RecordingHub:
         return done
 
 
-def test_push_to_hub_uploads_model_card_plots_and_state(tmp_path, cifar_train, monkeypatch):
+def test_push_to_hub_uploads_model_card_plots_and_summary(tmp_path, cifar_train, monkeypatch):
     hub = RecordingHub(tmp_path / "hub")
     monkeypatch.setattr(upstream, "hf_api", lambda: hub)
     transform = SADATransform(size=32, config=SADAConfig(window=2))
@@ -110,12 +110,11 @@ def test_push_to_hub_uploads_model_card_plots_and_state(tmp_path, cifar_train, m
     repo_id, uploaded = hub.uploads[-1]
     assert repo_id == "user/vit-sada"
     files = {p.name for p in uploaded.iterdir()}
-    assert {"model.safetensors", "config.json", "README.md", STATE_FILE, STRENGTHS_PLOT, CLASS_STRENGTHS_PLOT} <= files
+    assert {"model.safetensors", "config.json", "README.md", SUMMARY_FILE, STRENGTHS_PLOT, CLASS_STRENGTHS_PLOT} <= files
+    assert STATE_FILE not in files  # the N x K resumable state stays in checkpoints
     assert "## SADA augmentation" in (uploaded / "README.md").read_text()
-    restored = SADAState(100, 10, trainer.sada_state.config)
-    restored.load(uploaded)
-    assert torch.equal(restored.visits, trainer.sada_state.visits)
-    # Checkpoint pushes (hub_strategy "every_save") carry the state of their checkpoint.
+    summary = pq.read_table(uploaded / SUMMARY_FILE).to_pydict()
+    assert summary["visits"] == trainer.sada_state.visits.tolist()
+    # Checkpoint pushes (hub_strategy "every_save") carry the summary of their checkpoint.
     _, first_push = hub.uploads[0]
-    restored.load(first_push)
-    assert torch.equal(restored.visits, torch.ones(100, dtype=torch.int32))
+    assert pq.read_table(first_push / SUMMARY_FILE).to_pydict()["visits"] == [1] * 100

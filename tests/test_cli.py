@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from sada_hf.cli import train
-from sada_hf.state import STATE_FILE
+from sada_hf.persistence import SUMMARY_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = [
@@ -35,7 +35,7 @@ def history(output_dir: Path) -> list[dict]:
 def test_default_run_writes_model_card_plots_and_state(tmp_path):
     metrics = train(["--output_dir", str(tmp_path), *QUICK])
     assert 0.0 <= metrics["eval_accuracy"] <= 1.0
-    for name in ("model.safetensors", "config.json", "preprocessor_config.json", STATE_FILE, "eval_results.json"):
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", SUMMARY_FILE, "eval_results.json"):
         assert (tmp_path / name).is_file(), name
     for name in ("sada_strengths.png", "sada_class_strengths.png"):
         with Image.open(tmp_path / name) as plot:
@@ -109,7 +109,7 @@ def test_accelerate_launch_runs_the_example_on_two_processes(tmp_path):
     # 200 examples, batch 64 per process on 2 processes: 2 steps per epoch.
     assert state["global_step"] == 6
     assert [e["sada/warmup_fraction"] for e in history(tmp_path)] == [1.0, 1.0, 0.0]
-    assert (tmp_path / STATE_FILE).is_file() and "## SADA augmentation" in (tmp_path / "README.md").read_text()
+    assert (tmp_path / SUMMARY_FILE).is_file() and "## SADA augmentation" in (tmp_path / "README.md").read_text()
 
 
 def test_unknown_command_and_help():

@@ -11,7 +11,7 @@ from transformers import Trainer, ViTForImageClassification
 
 import sada_hf.trainer as trainer_module
 from sada_hf import SADAConfig, SADATrainer, SADATransform
-from sada_hf.state import STATE_FILE
+from sada_hf.persistence import STATE_FILE
 
 from conftest import tiny_resnet, tiny_vit, training_args
 
@@ -126,7 +126,7 @@ def test_checkpoint_without_sada_state_resumes_fresh_with_a_warning(tmp_path, ci
     trainer.train(resume_from_checkpoint=str(checkpoint))
     assert any("No SADA state" in w and "epoch 2" in w for w in warnings)
     assert torch.equal(trainer.sada_state.visits, torch.ones(300, dtype=torch.int32))  # one fresh epoch
-    assert [h["epoch"] for h in trainer.sada_state.history] == [3]
+    assert [h.epoch for h in trainer.sada_state.history] == [3]
 
 
 @pytest.mark.parametrize("damage", ["truncate", "other_dataset"])

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import pytest
 import torch
 
-import sada_hf.state as state_module
+import sada_hf.persistence as persistence_module
 from sada_hf import SADAConfig, SADAState
-from sada_hf.state import STATE_FILE
+from sada_hf.persistence import STATE_FILE
+from sada_hf.state import mid_epoch_probe_steps
 from sada_hf.strengths import variance_strengths
 
 N, K = 40, 5
@@ -18,8 +20,8 @@ N, K = 40, 5
 
 def run_epochs(state: SADAState, epochs: int, seed: int = 0) -> None:
     generator = torch.Generator().manual_seed(seed)
-    for epoch in range(state.epochs_completed, state.epochs_completed + epochs):
-        state.begin_epoch(epoch)
+    for _ in range(epochs):
+        state.begin_epoch()
         order = torch.randperm(state.num_examples, generator=generator)
         for batch in order.split(16):
             state.observe(batch, torch.randn(len(batch), state.num_labels, generator=generator) * 3)
@@ -37,7 +39,7 @@ def test_strengths_appear_after_the_third_visit():
     state = SADAState(N, K, SADAConfig(augmentation_seed=0))
     run_epochs(state, 2)
     assert torch.isnan(state.strengths).all()
-    assert [h["warmup_fraction"] for h in state.history] == [1.0, 1.0]
+    assert [h.warmup_fraction for h in state.history] == [1.0, 1.0]
     run_epochs(state, 1)
     assert not torch.isnan(state.strengths).any()
     expected = variance_strengths(state.variance, "minmax", "stable_strong")
@@ -49,13 +51,13 @@ def test_epoch_statistics_describe_the_published_strengths():
     run_epochs(state, 4)
     stats = state.history[-1]
     s = state.strengths.double()
-    assert stats["epoch"] == 4 and stats["warmup_fraction"] == 0.0
-    assert stats["strength_mean"] == pytest.approx(float(s.mean()))
-    assert stats["strength_std"] == pytest.approx(float(s.std(unbiased=False)))
-    assert stats["strength_median"] == pytest.approx(float(torch.quantile(s, 0.5)))
-    assert stats["expected_strength"] == pytest.approx(stats["strength_mean"])
-    assert sum(stats["histogram"]) == N
-    json.dumps(state.history)  # serialisable, no NaN
+    assert stats.epoch == 4 and stats.warmup_fraction == 0.0 and stats.publication == 4
+    assert stats.strength_mean == pytest.approx(float(s.mean()))
+    assert stats.strength_std == pytest.approx(float(s.std(unbiased=False)))
+    assert stats.strength_median == pytest.approx(float(torch.quantile(s, 0.5)))
+    assert stats.expected_strength == pytest.approx(stats.strength_mean)
+    assert sum(stats.histogram) == N
+    json.dumps([dataclasses.asdict(h) for h in state.history])  # serialisable, no NaN
 
 
 def observation_plan(epochs: int, seed: int = 0):
@@ -76,15 +78,19 @@ def test_begin_epoch_runs_a_skipped_epoch_end():
     interrupted = SADAState(N, K, SADAConfig(augmentation_seed=0))
     for epoch, batches in enumerate(plan):
         for state in (reference, interrupted):
-            state.begin_epoch(epoch)
+            state.begin_epoch()
             for indices, logits in batches:
                 state.observe(indices, logits)
         reference.end_epoch()
         if epoch < 2:  # a checkpoint written by the last step of epoch 2 precedes its epoch end
             interrupted.end_epoch()
-    caught_up = interrupted.begin_epoch(3)
-    assert len(caught_up) == 1 and interrupted.epochs_completed == 3
-    reference.begin_epoch(3)
+    assert interrupted.epoch_open and interrupted.epochs_completed == 2
+    with pytest.raises(RuntimeError, match="end it first"):
+        interrupted.begin_epoch()
+    interrupted.end_epoch()  # what the trainer does on resume
+    for state in (interrupted, reference):
+        state.begin_epoch()
+    assert interrupted.epoch == 3
     assert_same_state(interrupted, reference)
 
 
@@ -105,14 +111,14 @@ def test_strategies_publish_what_they_promise(strategy):
         assert not torch.isnan(initial).any() and torch.equal(published, initial)
     else:
         assert torch.isnan(published).all()
-    expected_strength = state.history[-1]["expected_strength"]
+    expected_strength = state.history[-1].expected_strength
     assert expected_strength == (0.0 if strategy == "none" else pytest.approx(float(published.nan_to_num(0.5).mean())))
 
 
 def test_save_and_load_restore_exactly(tmp_path):
     state = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5, strategy="sada_shuffled"))
     run_epochs(state, 4)
-    state.begin_epoch(4)
+    state.begin_epoch()
     state.observe(torch.arange(10), torch.randn(10, K))  # mid-epoch
     state.save(tmp_path)
     assert {STATE_FILE, "sada_config.json"} <= set(os.listdir(tmp_path))
@@ -121,8 +127,9 @@ def test_save_and_load_restore_exactly(tmp_path):
     restored = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5, strategy="sada_shuffled"))
     assert restored.load(tmp_path) == []
     assert_same_state(restored, state)
-    run_epochs(state, 2, seed=9)
-    run_epochs(restored, 2, seed=9)
+    for each in (state, restored):
+        each.end_epoch()
+        run_epochs(each, 2, seed=9)
     assert_same_state(restored, state)  # and they continue identically
 
 
@@ -200,7 +207,7 @@ def test_a_crash_while_saving_leaves_the_previous_state_loadable(tmp_path, monke
             handle.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(state_module, "save_file", crash)
+    monkeypatch.setattr(persistence_module, "save_file", crash)
     with pytest.raises(OSError, match="disk full"):
         second.save(tmp_path)
     assert set(os.listdir(tmp_path)) == {STATE_FILE, "sada_config.json"}  # no temporary left behind
@@ -214,4 +221,47 @@ def test_reset_at_an_epoch_starts_fresh_there():
     state.reset(epoch=7)
     assert state.epoch == 7 and state.epochs_completed == 7
     assert int(state.visits.sum()) == 0 and torch.isnan(state.strengths).all()
-    assert state.begin_epoch(7) == []
+    state.begin_epoch()
+    assert state.epoch == 7 and state.publications == 0
+
+
+def run_probes(state: SADAState, probes: int, seed: int = 0) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(probes):
+        state.observe_probe(torch.arange(N), torch.randn(N, K, generator=generator) * 3)
+        state.end_probe(at_epoch=state.probes_completed + 1)
+
+
+def test_probes_feed_the_store_once_per_probe_and_publish_each_time():
+    state = SADAState(N, K, SADAConfig(augmentation_seed=0, influence="probe", normalization="rank"))
+    state.begin_epoch()
+    run_probes(state, 2)
+    assert state.publications == 2 and torch.isnan(state.strengths).all()  # V needs three probes
+    state.observe_probe(torch.arange(N), torch.randn(N, K))
+    assert state.observe_probe(torch.arange(N), torch.randn(N, K)) == 0  # a second pass in one probe is ignored
+    state.end_probe(at_epoch=0.75)
+    assert torch.equal(state.visits, torch.full((N,), 3, dtype=torch.int32))
+    assert torch.equal(state.strengths, variance_strengths(state.variance, "rank", "stable_strong"))
+    assert [h.epoch for h in state.history] == [1, 2, 0.75] and state.history[-1].publication == 3
+    assert state.end_epoch() is None  # with probes, epoch ends publish nothing of their own
+    assert state.publications == 3
+
+
+@pytest.mark.parametrize(
+    "probe_every, updates, steps",
+    [(1.0, 10, []), (0.5, 10, [5]), (0.25, 10, [3, 5, 8]), (0.25, 2, [1]), (0.5, 1, []), (1 / 3, 7, [3, 5])],
+)
+def test_mid_epoch_probes_fall_on_fixed_steps(probe_every, updates, steps):
+    assert mid_epoch_probe_steps(probe_every, updates) == steps
+
+
+@pytest.mark.parametrize("probe_every, due", [(1.0, [1, 1, 1, 1]), (2.0, [0, 1, 0, 1]), (0.5, [1, 1, 1, 1])])
+def test_epoch_end_probes(probe_every, due):
+    state = SADAState(N, K, SADAConfig(augmentation_seed=0, influence="probe", probe_every=probe_every))
+    seen = []
+    for _ in range(4):
+        state.begin_epoch()
+        seen.append(int(state.probe_due_at_epoch_end()))
+        state.end_epoch()
+    assert seen == due
+    assert not SADAState(N, K, SADAConfig(augmentation_seed=0)).probe_due_at_epoch_end()

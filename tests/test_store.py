@@ -101,7 +101,7 @@ def test_second_visit_in_an_epoch_and_repeats_in_a_batch_are_ignored():
         # distributed padding repeats examples: later in the epoch, and inside one gathered batch
         repeats = np.array([0, 3, 3, 7])
         noisy.update(torch.from_numpy(repeats), torch.from_numpy(rng.normal(size=(4, k))).float(), epoch)
-    for name in ("log_probs", "window", "variance", "visits", "last_epoch"):
+    for name in ("log_probs", "window", "variance", "visits", "last_round"):
         assert torch.equal(getattr(noisy, name), getattr(clean, name)), name
 
     batch = InfluenceStore(n, k, window=5)
@@ -119,7 +119,7 @@ def test_non_finite_logits_and_padding_are_never_stored():
     stored = store.update(torch.tensor([0, 1, 2, -1]), logits, 1)
     assert stored == 1  # only row 0: rows 1-2 are non-finite, the last is padding
     assert store.nonfinite_skipped == 2
-    for name in ("log_probs", "visits", "last_epoch"):
+    for name in ("log_probs", "visits", "last_round"):
         assert torch.equal(getattr(store, name)[1:], before[name][1:]), name
     assert torch.isfinite(store.log_probs).all()
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import os
 
+import datasets
 import pytest
 import torch
 from transformers import Trainer, TrainerCallback
 
 import sada_hf.trainer as trainer_module
 from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform, TransformEpochCallback
-from sada_hf.state import CONFIG_FILE, STATE_FILE
+from sada_hf.persistence import CONFIG_FILE, STATE_FILE, SUMMARY_FILE
 
 from conftest import tiny_resnet, tiny_vit, training_args
 
@@ -160,10 +161,18 @@ def test_state_is_written_with_every_checkpoint_and_on_save_model(tmp_path, cifa
     trainer.save_model()
     checkpoints = sorted(d for d in os.listdir(tmp_path) if d.startswith("checkpoint-"))
     assert checkpoints == ["checkpoint-10", "checkpoint-20", "checkpoint-30"]
-    for directory in [tmp_path / c for c in checkpoints] + [tmp_path]:
+    for directory in [tmp_path / c for c in checkpoints]:
         assert (directory / STATE_FILE).is_file() and (directory / CONFIG_FILE).is_file()
+        assert not (directory / SUMMARY_FILE).exists()
+    # The saved model (what a push uploads) carries the per-example summary, not the N x K state.
+    assert not (tmp_path / STATE_FILE).exists() and (tmp_path / CONFIG_FILE).is_file()
+    summary = datasets.load_dataset("parquet", data_files=str(tmp_path / SUMMARY_FILE))["train"]
+    assert summary["index"] == list(range(300))
+    assert summary["visits"] == [3] * 300
+    torch.testing.assert_close(torch.tensor(summary["strength"]), trainer.sada_state.strengths, equal_nan=True)
+    torch.testing.assert_close(torch.tensor(summary["variance"]), trainer.sada_state.variance, equal_nan=True)
     restored = SADAState(300, 10, trainer.sada_state.config)
-    restored.load(tmp_path)
+    restored.load(tmp_path / "checkpoint-30")
     for name, tensor in trainer.sada_state.store.state_dict().items():
         torch.testing.assert_close(restored.store.state_dict()[name], tensor, rtol=0, atol=0, equal_nan=True)
     first = SADAState(300, 10, trainer.sada_state.config)

@@ -36,9 +36,9 @@ def run(transform: SADATransform, rows: dict, positions=None) -> torch.Tensor:
 
 def test_output_holds_pixel_values_labels_and_index(rows):
     out = SADATransform(size=32, mean=MEAN, std=STD)(rows)
-    assert set(out) == {"pixel_values", "labels", "index"}
+    assert set(out) == {"pixel_values", "labels", "label", "index"}  # `label` too: HF example collators read it
     assert out["pixel_values"].shape == (8, 3, 32, 32) and out["pixel_values"].dtype == torch.float32
-    assert out["labels"] == rows["label"] and out["index"] == rows["index"]
+    assert out["labels"] == out["label"] == rows["label"] and out["index"] == rows["index"]
 
 
 def test_same_seed_epoch_index_gives_the_same_bytes_in_any_batch(rows):

@@ -1,0 +1,60 @@
+"""Every strategy in one table: its strengths at reset, its strengths at each publication, and
+whether the transform applies an op at all. `SADAConfig.strategy` names a row."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .strengths import entropy_strengths, random_strengths, shuffled_strengths, variance_strengths
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How one strategy chooses strengths.
+
+    Attributes:
+        help: one line for `--help`, the README and the model card.
+        at_reset: strengths published when a run starts (NaN: the warm-up behaviour).
+        at_publication: new strengths from the store after each epoch end or probe; None keeps what
+            is published.
+        applies_op: False for 'none' (base augmentation only).
+    """
+
+    help: str
+    at_reset: Callable[[int, torch.Generator], torch.Tensor]
+    at_publication: Callable[..., torch.Tensor] | None
+    applies_op: bool = True
+
+
+def _undefined(num_examples: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.full((num_examples,), math.nan, dtype=torch.float32)
+
+
+def _sada(store, config, generator: torch.Generator) -> torch.Tensor:
+    return variance_strengths(store.variance, config.normalization, config.direction)
+
+
+def _sada_shuffled(store, config, generator: torch.Generator) -> torch.Tensor:
+    return shuffled_strengths(_sada(store, config, generator), generator)
+
+
+def _entropy(store, config, generator: torch.Generator) -> torch.Tensor:
+    return entropy_strengths(store.log_probs, store.visits)
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "sada": Strategy("the paper: strength from the variance of each example's influence", _undefined, _sada),
+    "sada_shuffled": Strategy(
+        "control: SADA's strengths permuted across examples at each publication (same amounts, assignment destroyed)",
+        _undefined,
+        _sada_shuffled,
+    ),
+    "entropy": Strategy("1 - entropy / log K of the last prediction (EntAugment-style)", _undefined, _entropy),
+    "random": Strategy("one fixed uniform strength per example, drawn at the start", random_strengths, None),
+    "trivialaugment": Strategy("every visit uses the warm-up strength (a fresh uniform draw)", _undefined, None),
+    "none": Strategy("no SADA op, base augmentation only", _undefined, None, applies_op=False),
+}

@@ -78,9 +78,10 @@ class StrengthSchedule:
     schedule: `datasets` deep-copies transforms (`with_transform`), and a copy must still see updates.
 
     Strengths published in the middle of an epoch (by a probe) must reach exactly the visits after it,
-    whatever the number of workers and however far ahead they prefetch: the trainer writes, at each
-    epoch start, which publication each example's visit needs (`visit_publication`), and a worker that
-    is ahead of the training loop waits for that publication.
+    whatever the number of workers, however far ahead they prefetch, and on resume: the trainer writes,
+    at each epoch start, which publication each example's visit needs (`visit_publication`); a worker
+    ahead of the training loop waits for it, and a batch built just after it (the loader's look-ahead,
+    or a resumed run) reads the previous table, which is kept.
 
     A schedule built with no examples is unbound (a transform no trainer has bound): every lookup is
     NaN, i.e. the warm-up behaviour.
@@ -88,6 +89,7 @@ class StrengthSchedule:
     Attributes:
         epoch (`torch.Tensor`, int64 scalar): the epoch being trained.
         strengths (`torch.Tensor`, N, float32): the strength of each example; NaN: warm-up.
+        previous (`torch.Tensor`, N, float32): the strengths of the publication before.
         publications (`torch.Tensor`, int64 scalar): how many times strengths were published.
         visit_publication (`torch.Tensor`, N, int64): the publication each example's visit in this epoch
             must see (0 everywhere unless strengths are published within epochs).
@@ -96,6 +98,7 @@ class StrengthSchedule:
     def __init__(self, num_examples: int = 0) -> None:
         self.epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.strengths = torch.full((num_examples,), math.nan, dtype=torch.float32).share_memory_()
+        self.previous = self.strengths.clone().share_memory_()
         self.publications = torch.zeros((), dtype=torch.int64).share_memory_()
         self.visit_publication = torch.zeros((num_examples,), dtype=torch.int64).share_memory_()
 
@@ -108,12 +111,14 @@ class StrengthSchedule:
 
     def publish(self, strengths: torch.Tensor) -> None:
         """Make `strengths` the ones every worker reads from now on (one more publication)."""
+        self.previous.copy_(self.strengths)
         self.strengths.copy_(strengths)
         self.publications += 1
 
     def reset(self, strengths: torch.Tensor, epoch: int = 0) -> None:
         """Start over: `strengths` at publication 0 of `epoch`."""
         self.strengths.copy_(strengths)
+        self.previous.copy_(strengths)
         self.publications.zero_()
         self.visit_publication.zero_()
         self.epoch.fill_(epoch)
@@ -132,7 +137,13 @@ class StrengthSchedule:
         needed = int(self.visit_publication[indices].max()) if indices else 0
         if int(self.publications) < needed:
             self._wait_for(needed, timeout)
-        table = self.strengths.numpy()
+        lag = int(self.publications) - needed
+        if lag > 1 and needed > 0:
+            raise RuntimeError(
+                f"A visit needs strength publication {needed}, but {int(self.publications)} were made and only the "
+                "last two are kept. This is a bug in sada_hf's probe schedule; please report it."
+            )
+        table = (self.previous if lag == 1 and needed > 0 else self.strengths).numpy()
         return [float(table[i]) for i in indices]
 
     def _wait_for(self, publication: int, timeout: float) -> None:
@@ -152,7 +163,12 @@ class StrengthSchedule:
             time.sleep(0.002)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"epoch": self.epoch, "strengths": self.strengths, "publications": self.publications}
+        return {
+            "epoch": self.epoch,
+            "strengths": self.strengths,
+            "previous": self.previous,
+            "publications": self.publications,
+        }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore in place (the tensors workers hold stay the same)."""

@@ -170,22 +170,21 @@ class SADATrainer(Trainer):
         )
 
     def _schedule_visits(self, train_dataloader, epoch: int) -> None:
-        """With probes inside the epoch and dataloader workers, tell the transform which publication each
-        visit must see: strengths published after optimizer step u reach the batches from u * GA + 1 on
-        (batch u * GA is built before, by the loader's look-ahead), however far ahead workers prefetch."""
+        """With probes inside the epoch, tell the transform which publication each visit must see:
+        strengths published after optimizer step u reach the batches from u * GA + 1 on (batch u * GA is
+        built before, by the loader's look-ahead), however far ahead workers prefetch, and on resume."""
         schedule = self.sada_state.schedule
-        schedule.visit_publication.zero_()  # in the main process batches are built in order: no wait needed
-        if not self._probe_steps or self.args.dataloader_num_workers == 0:
+        schedule.visit_publication.zero_()  # 0: the table published last (visits at epoch ends only)
+        if not self._probe_steps:
             return
         batch_sampler = train_dataloader.batch_sampler
         sampler = getattr(getattr(batch_sampler, "batch_sampler", batch_sampler), "sampler", None)
         if not isinstance(sampler, (SeedableRandomSampler, SequentialSampler)):
             raise ValueError(
-                f"probe_every={self.sada_state.config.probe_every} publishes strengths within epochs, which with "
-                f"dataloader workers needs the epoch's batch order in advance; the training sampler "
-                f"{type(sampler).__name__} cannot give it without drawing from the global random generator. Keep "
-                "accelerator_config's use_seedable_sampler=True (the default), or use probe_every >= 1, or "
-                "dataloader_num_workers=0."
+                f"probe_every={self.sada_state.config.probe_every} publishes strengths within epochs, which needs "
+                f"the epoch's batch order in advance; the training sampler {type(sampler).__name__} cannot give it "
+                "without drawing from the global random generator. Keep accelerator_config's "
+                "use_seedable_sampler=True (the default), or use probe_every >= 1."
             )
         train_dataloader.set_epoch(epoch)  # the loop sets it again before iterating: the same order
         first_batches = [step * self.args.gradient_accumulation_steps + 1 for step in self._probe_steps]

@@ -110,7 +110,14 @@ def test_push_to_hub_uploads_model_card_plots_and_summary(tmp_path, cifar_train,
     repo_id, uploaded = hub.uploads[-1]
     assert repo_id == "user/vit-sada"
     files = {p.name for p in uploaded.iterdir()}
-    assert {"model.safetensors", "config.json", "README.md", SUMMARY_FILE, STRENGTHS_PLOT, CLASS_STRENGTHS_PLOT} <= files
+    assert {
+        "model.safetensors",
+        "config.json",
+        "README.md",
+        SUMMARY_FILE,
+        STRENGTHS_PLOT,
+        CLASS_STRENGTHS_PLOT,
+    } <= files
     assert STATE_FILE not in files  # the N x K resumable state stays in checkpoints
     assert "## SADA augmentation" in (uploaded / "README.md").read_text()
     summary = pq.read_table(uploaded / SUMMARY_FILE).to_pydict()

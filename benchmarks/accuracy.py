@@ -39,7 +39,23 @@ STRATEGIES = {
     "sada_rank": ["--strategy", "sada", "--normalization", "rank"],
     "sada_inverted": ["--strategy", "sada", "--normalization", "rank", "--direction", "unstable_strong"],
     "sada_shuffled": ["--strategy", "sada_shuffled", "--normalization", "rank"],
+    # The same equations fed by a clean-view probe at each epoch end instead of the training step.
+    "probe_rank": ["--strategy", "sada", "--influence", "probe", "--normalization", "rank"],
+    "probe_shuffled": ["--strategy", "sada_shuffled", "--influence", "probe", "--normalization", "rank"],
+    "probe_inverted": [
+        "--strategy",
+        "sada",
+        "--influence",
+        "probe",
+        "--normalization",
+        "rank",
+        "--direction",
+        "unstable_strong",
+    ],  # fmt: skip
+    "probe_minmax": ["--strategy", "sada", "--influence", "probe", "--normalization", "minmax"],
 }
+# Paired comparisons reported per seed: (strategy, baseline).
+PAIRS = (("probe_rank", "trivialaugment"), ("probe_rank", "probe_shuffled"), ("probe_rank", "sada_rank"))
 
 MODELS = {
     # Small models trained from scratch at 32 px; capacity chosen so that augmentation matters.
@@ -123,6 +139,7 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
         evaluation = json.loads(Path(output_dir, "eval_results.json").read_text())
         state = json.loads(Path(output_dir, "trainer_state.json").read_text())
         sada = [e for e in state["log_history"] if "sada/expected_strength" in e]
+        diagnostics = strength_diagnostics(output_dir, options, seed) if options.model != "digits" else {}
         return {
             **setting(options),
             "strategy": strategy,
@@ -131,10 +148,47 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
             # Expected strength of a visit in epochs 2..E (published at the ends of epochs 1..E-1).
             "mean_strength": statistics.mean(e["sada/expected_strength"] for e in sada[:-1]),
             "minutes": (time.time() - start) / 60,
+            **diagnostics,
             "command": "sada-hf train " + shlex.join(argv[:-2]),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "date": time.strftime("%Y-%m-%d"),
         }
+
+
+def strength_diagnostics(output_dir: str, options: argparse.Namespace, seed: int) -> dict:
+    """Does the final assignment go easy on hard examples? The final model's clean-view loss on its own
+    training images against their final strengths (from the saved per-example summary)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    from sada_hf import EvalTransform
+    from sada_hf.data import load_cifar10
+
+    strengths = pq.read_table(Path(output_dir, "sada_examples.parquet")).column("strength").to_numpy()
+    train = load_cifar10("train", options.examples_per_class, seed=seed)
+    model = AutoModelForImageClassification.from_pretrained(output_dir).eval()
+    transform = EvalTransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
+    labels = torch.tensor(train["label"])
+    with torch.no_grad():
+        logits = torch.cat(
+            [
+                model(pixel_values=transform(train[i : i + 500])["pixel_values"]).logits
+                for i in range(0, len(train), 500)
+            ]
+        )
+    losses = torch.nn.functional.cross_entropy(logits.double(), labels, reduction="none").numpy()
+    wrong = (logits.argmax(1) != labels).numpy()
+    defined = np.isfinite(strengths)
+    if defined.sum() < 3:
+        return {}
+    ranks = [np.argsort(np.argsort(x[defined])) for x in (strengths, losses)]
+    return {
+        "spearman_strength_loss": float(np.corrcoef(*ranks)[0, 1]),
+        "strength_wrong": float(np.nanmean(strengths[wrong])) if wrong.any() else float("nan"),
+        "strength_right": float(np.nanmean(strengths[~wrong])),
+    }
 
 
 def key(row: dict) -> tuple:
@@ -180,8 +234,11 @@ def table(options: argparse.Namespace) -> None:
         print(
             f"\n#### {model} ({overrides}), {per_class} images per class, {epochs} epochs, lr {lr}, window {window}\n"
         )
-        print("| strategy | mean strength | test accuracy (%) | seeds |")
-        print("|---|---|---|---|")
+        print(
+            "| strategy | mean strength | test accuracy (%) | seeds | minutes per run | Spearman(strength, loss) "
+            "| strength: wrong / right |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for strategy in STRATEGIES:
             runs = groups.get((comparison, strategy), [])
             if not runs:
@@ -189,7 +246,20 @@ def table(options: argparse.Namespace) -> None:
             accuracies = [100 * r["accuracy"] for r in runs]
             spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
             strength = statistics.mean(r["mean_strength"] for r in runs)
-            print(f"| {strategy} | {strength:.2f} | {statistics.mean(accuracies):.2f} ± {spread:.2f} | {len(runs)} |")
+            minutes = statistics.mean(r["minutes"] for r in runs)
+            with_diagnostics = [r for r in runs if "spearman_strength_loss" in r]
+            if with_diagnostics:
+                rho = statistics.mean(r["spearman_strength_loss"] for r in with_diagnostics)
+                wrong = statistics.mean(r["strength_wrong"] for r in with_diagnostics)
+                right = statistics.mean(r["strength_right"] for r in with_diagnostics)
+                diagnostics = f"{rho:+.2f} | {wrong:.2f} / {right:.2f}"
+            else:
+                diagnostics = "- | -"
+            print(
+                f"| {strategy} | {strength:.2f} | {statistics.mean(accuracies):.2f} ± {spread:.2f} | {len(runs)} "
+                f"| {minutes:.1f} | {diagnostics} |"
+            )
+        paired_table(groups, comparison)
     if rows:
         print(
             f"\nCommand of the last run (the others differ in the strategy flags and --seed): `{rows[-1]['command']}`"
@@ -197,6 +267,29 @@ def table(options: argparse.Namespace) -> None:
         print(
             f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
         )
+
+
+def paired_table(groups: dict, comparison: tuple) -> None:
+    """Per-seed differences of test accuracy between strategies run with the same seeds."""
+    lines = []
+    for strategy, baseline in PAIRS:
+        ours = {r["seed"]: 100 * r["accuracy"] for r in groups.get((comparison, strategy), [])}
+        theirs = {r["seed"]: 100 * r["accuracy"] for r in groups.get((comparison, baseline), [])}
+        seeds = sorted(set(ours) & set(theirs))
+        if not seeds:
+            continue
+        differences = [ours[s] - theirs[s] for s in seeds]
+        spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
+        per_seed = " / ".join(f"{d:+.2f}" for d in differences)
+        positive = sum(d > 0 for d in differences)
+        lines.append(
+            f"| {strategy} - {baseline} | {statistics.mean(differences):+.2f} ± {spread:.2f} | {per_seed} "
+            f"| {positive} of {len(seeds)} |"
+        )
+    if lines:
+        print("\n| paired difference (points) | mean ± std | per seed | seeds positive |")
+        print("|---|---|---|---|")
+        print("\n".join(lines))
 
 
 def main() -> None:

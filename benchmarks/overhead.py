@@ -1,13 +1,16 @@
-"""Wall-clock overhead of SADATrainer over Trainer with the identical transform (fixed strength).
+"""Wall-clock overhead of SADATrainer over Trainer with the identical transform (fixed strength), with
+the training-step signal and with a probe at each epoch end.
 
     python benchmarks/overhead.py                 # CPU: small ResNet and ViT on 2,000 CIFAR-10 images
+    python benchmarks/overhead.py --models resnet-accuracy --images 5000 --workers 1   # the accuracy recipe
     python benchmarks/overhead.py --device-note "H100, bf16" --models vit-base --bf16   # on a GPU
 
-Both trainers get the same data, model initialisation, seed and SADATransform (strategy
+All trainers get the same data, model initialisation, seed and SADATransform (strategy
 'trivialaugment' with warmup_strength 0.5, so strengths never change); only SADA's bookkeeping
-(popping the index, gathering and storing the predictions, epoch ends) differs. Runs alternate
-Trainer / SADATrainer; the epoch time is the median over runs of each run's median epoch (the
-first epoch, with its warm-up, excluded). Prints a Markdown table.
+(popping the index, storing the predictions, epoch ends) and, in probe mode, the probe's forward pass
+over every training example differ. Runs alternate Trainer / SADATrainer / SADATrainer with probes;
+the epoch time (probe included) is the median over runs of each run's median epoch (the first epoch,
+with its warm-up, excluded). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -54,6 +57,15 @@ MODELS = {
             )
         ),
     ),
+    # The model of benchmarks/accuracy.py (0.7M parameters).
+    "resnet-accuracy": (
+        32,
+        lambda: ResNetForImageClassification(
+            ResNetConfig(
+                embedding_size=32, hidden_sizes=[32, 64, 128], depths=[2, 2, 2], layer_type="basic", num_labels=10
+            )
+        ),
+    ),
     "vit-base": (224, lambda: ViTForImageClassification(ViTConfig(image_size=224, patch_size=16, num_labels=10))),
 }
 
@@ -69,25 +81,26 @@ class EpochTimer(TrainerCallback):
         self.durations.append(time.perf_counter() - self.start)
 
 
-def timed_run(trainer_class, model_name: str, dataset, options, step_times: list[float]) -> float:
+def timed_run(trainer_class, model_name: str, dataset, options, step_times: list[float], influence="train_step"):
     size, build = MODELS[model_name]
-    config = SADAConfig(strategy="trivialaugment", warmup_strength=0.5, augmentation_seed=0)
+    config = SADAConfig(strategy="trivialaugment", warmup_strength=0.5, augmentation_seed=0, influence=influence)
     transform = SADATransform(size=size, config=config)
     torch.manual_seed(0)
     timer = EpochTimer()
     with tempfile.TemporaryDirectory() as output_dir:
         args = TrainingArguments(
             output_dir, num_train_epochs=options.epochs, per_device_train_batch_size=options.batch_size,
-            save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True, seed=0,
+            per_device_eval_batch_size=options.eval_batch_size, save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True, seed=0,
             remove_unused_columns=False, dataloader_num_workers=options.workers, bf16=options.bf16,
             dataloader_persistent_workers=options.workers > 0,
         )  # fmt: skip
-        callbacks = [timer] if trainer_class is SADATrainer else [timer, TransformEpochCallback(transform)]
+        callbacks = [] if trainer_class is SADATrainer else [TransformEpochCallback(transform)]
         trainer = trainer_class(
             model=build(), args=args, train_dataset=dataset.with_transform(transform), callbacks=callbacks
         )
-        if trainer_class is SADATrainer:
-            observe = trainer._observe
+        trainer.add_callback(timer)  # last: the epoch time includes SADA's epoch end (and its probe)
+        if trainer_class is SADATrainer and influence == "train_step":
+            observe = trainer.sada_state.observe
 
             def timed_observe(indices, logits):
                 if torch.cuda.is_available():
@@ -96,7 +109,7 @@ def timed_run(trainer_class, model_name: str, dataset, options, step_times: list
                 observe(indices, logits)
                 step_times.append(time.perf_counter() - start)
 
-            trainer._observe = timed_observe
+            trainer.sada_state.observe = timed_observe
         trainer.train()
     return statistics.median(timer.durations[1:])
 
@@ -108,6 +121,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--eval-batch-size", type=int, default=500, help="the probe's batch size")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--device-note", default=f"CPU, {torch.get_num_threads()} threads")
@@ -119,16 +133,21 @@ def main() -> None:
         f"# SADATrainer overhead: {len(dataset)} CIFAR-10 images, batch {options.batch_size}, {options.epochs} epochs, "
         f"{options.runs} interleaved runs each, {options.device_note}\n"
     )
-    print("| model | Trainer s/epoch | SADATrainer s/epoch | ratio | bookkeeping ms/step (median) |")
-    print("|---|---|---|---|---|")
+    print(
+        "| model | Trainer s/epoch | SADATrainer train_step s/epoch | ratio | bookkeeping ms/step (median) "
+        "| SADATrainer probe s/epoch | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for model_name in options.models:
-        plain, sada, steps = [], [], []
+        plain, sada, probe, steps = [], [], [], []
         for _ in range(options.runs):
             plain.append(timed_run(Trainer, model_name, dataset, options, []))
             sada.append(timed_run(SADATrainer, model_name, dataset, options, steps))
-        base, ours = statistics.median(plain), statistics.median(sada)
+            probe.append(timed_run(SADATrainer, model_name, dataset, options, [], influence="probe"))
+        base, ours, probed = statistics.median(plain), statistics.median(sada), statistics.median(probe)
         print(
-            f"| {model_name} | {base:.2f} | {ours:.2f} | {ours / base:.3f} | {statistics.median(steps) * 1e3:.2f} |",
+            f"| {model_name} | {base:.2f} | {ours:.2f} | {ours / base:.3f} | {statistics.median(steps) * 1e3:.2f} "
+            f"| {probed:.2f} | {probed / base:.3f} |",
             flush=True,
         )
 

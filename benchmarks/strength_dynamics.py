@@ -1,18 +1,26 @@
-"""Does SADA's per-example assignment carry a signal? Strength dynamics of one accuracy-benchmark run.
+"""Does SADA's per-example assignment carry a signal? Strength dynamics of accuracy-benchmark runs.
 
-    python benchmarks/strength_dynamics.py            # the ResNet of benchmarks/accuracy.py, 80 epochs
+    python benchmarks/strength_dynamics.py run --influence train_step   # the ResNet of accuracy.py, 80 epochs
+    python benchmarks/strength_dynamics.py run --influence probe
+    python benchmarks/strength_dynamics.py table                        # both, from the results file
 
 Trains the accuracy benchmark's ResNet with its recipe and SADA (rank normalisation) on 500 CIFAR-10
-images per class, records every example's strength at each epoch end, and prints a Markdown table:
-how much of the ordering survives from one epoch to the next and to the last epoch (Spearman), and,
-for the final model, the mean strength and rank correlation with the loss of the training images
-it gets right and wrong (SADA should go easy on hard examples: those should get lower strengths).
+images per class, records every example's strength at each epoch end, and appends to
+`results/strength_dynamics.jsonl`: how much of the ordering survives from one epoch to the next and
+to the last epoch (Spearman), and, for the final model, the mean strength of the training images it
+gets right and wrong and the rank correlation of strength with the clean training loss (SADA should go
+easy on hard examples: those should get lower strengths).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +31,8 @@ from sada_hf.data import load_cifar10
 from sada_hf.job import DataArguments, ModelArguments, build_model_and_processor, build_transforms
 
 from accuracy import MODELS
+
+RESULTS = Path(__file__).parent / "results" / "strength_dynamics.jsonl"
 
 
 class StrengthRecorder(TrainerCallback):
@@ -45,22 +55,18 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(*ranks)[0, 1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=80)
-    parser.add_argument("--examples-per-class", type=int, default=500)
-    parser.add_argument("--normalization", choices=["rank", "minmax"], default="rank")
-    parser.add_argument("--seed", type=int, default=0)
-    options = parser.parse_args()
-
+def run(options: argparse.Namespace) -> None:
     flags = MODELS["resnet"]
     model_args = ModelArguments(model_type="resnet", config_overrides=flags[flags.index("--config_overrides") + 1])
     train = load_cifar10("train", options.examples_per_class, seed=options.seed)
     torch.manual_seed(options.seed)
     model, processor = build_model_and_processor(model_args, train.features["label"].names)
-    config = SADAConfig(normalization=options.normalization, augmentation_seed=options.seed)
+    config = SADAConfig(
+        normalization=options.normalization, influence=options.influence, augmentation_seed=options.seed
+    )
     train_transform, eval_transform = build_transforms(DataArguments(builtin_dataset="cifar10"), processor, config)
 
+    start = time.time()
     with tempfile.TemporaryDirectory() as output_dir:
         args = TrainingArguments(
             output_dir,
@@ -92,23 +98,71 @@ def main() -> None:
     losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none").numpy()
     wrong = (logits.argmax(-1) != labels).numpy()
     history, final = recorder.strengths, recorder.strengths[-1]
-
-    print(f"\nSADA ({options.normalization}), {len(train)} CIFAR-10 images, seed {options.seed}\n")
-    print("| after epoch | examples with a strength | Spearman with previous epoch | Spearman with last epoch |")
-    print("|---|---|---|---|")
-    for epoch in sorted(
+    epochs = sorted(
         {3, 4, 5, 10, *range(20, options.epochs + 1, 20), options.epochs} & set(range(2, options.epochs + 1))
-    ):
-        current = history[epoch - 1]
+    )
+    row = {
+        "influence": options.influence,
+        "normalization": options.normalization,
+        "seed": options.seed,
+        "examples": len(train),
+        "epochs": options.epochs,
+        "stability": [
+            {
+                "epoch": epoch,
+                "defined": float(np.isfinite(history[epoch - 1]).mean()),
+                "previous": spearman(history[epoch - 1], history[epoch - 2]),
+                "last": spearman(history[epoch - 1], final),
+            }
+            for epoch in epochs
+        ],
+        "right": {"images": int((~wrong).sum()), "strength": float(np.nanmean(final[~wrong]))},
+        "wrong": {"images": int(wrong.sum()), "strength": float(np.nanmean(final[wrong]))},
+        "spearman_strength_loss": spearman(final, losses),
+        "minutes": (time.time() - start) / 60,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    table(options)
+
+
+def table(options: argparse.Namespace) -> None:
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
+    for row in rows:
         print(
-            f"| {epoch} | {np.isfinite(current).mean():.0%} | {spearman(current, history[epoch - 2]):.2f} "
-            f"| {spearman(current, final):.2f} |"
+            f"\n**influence={row['influence']}**, SADA ({row['normalization']}), {row['examples']} CIFAR-10 images, "
+            f"{row['epochs']} epochs, seed {row['seed']} ({row['minutes']:.1f} min, {row['machine']}, {row['date']})\n"
         )
-    print("\n| final model on its training images | images | mean final strength |")
-    print("|---|---|---|")
-    for name, rows in (("classified right", ~wrong), ("classified wrong", wrong)):
-        print(f"| {name} | {rows.sum()} | {np.nanmean(final[rows]):.3f} |")
-    print(f"\nSpearman(final strength, final training loss): {spearman(final, losses):.2f}")
+        print("| after epoch | examples with a strength | Spearman with previous epoch | Spearman with last epoch |")
+        print("|---|---|---|---|")
+        for entry in row["stability"]:
+            print(f"| {entry['epoch']} | {entry['defined']:.0%} | {entry['previous']:.2f} | {entry['last']:.2f} |")
+    print(
+        "\n| influence | final strength: images classified right | classified wrong | Spearman(strength, clean loss) |"
+    )
+    print("|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['influence']} (seed {row['seed']}) | {row['right']['strength']:.3f} ({row['right']['images']}) "
+            f"| {row['wrong']['strength']:.3f} ({row['wrong']['images']}) | {row['spearman_strength_loss']:+.2f} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    runner = commands.add_parser("run")
+    runner.add_argument("--influence", choices=["train_step", "probe"], default="train_step")
+    runner.add_argument("--epochs", type=int, default=80)
+    runner.add_argument("--examples-per-class", type=int, default=500)
+    runner.add_argument("--normalization", choices=["rank", "minmax"], default="rank")
+    runner.add_argument("--seed", type=int, default=0)
+    commands.add_parser("table")
+    options = parser.parse_args()
+    run(options) if options.command == "run" else table(options)
 
 
 if __name__ == "__main__":

@@ -228,7 +228,7 @@ class SADATrainer(Trainer):
         if records and indices is None:
             raise ValueError(
                 f"SADATrainer: a training batch arrived without the {self._index_column!r} column, so SADA cannot "
-                f"tell which examples it holds. The data collator ({type(self.data_collator.collator).__name__}) "
+                f"tell which examples it holds. The data collator ({_name(self.data_collator.collator)}) "
                 f"or a dataset transform drops it. Keep {self._index_column!r} in the transform's output (SADATransform "
                 "does), and let the collator receive a list of feature dicts (SADATrainer sets the index aside and "
                 "puts it back around it)."
@@ -457,6 +457,10 @@ class _KeepKeys:
 
     def __call__(self, batch: dict[str, list]) -> dict[str, Any]:
         return {k: v for k, v in self.transform(batch).items() if k in self.keys}
+
+
+def _name(obj: Any) -> str:
+    return getattr(obj, "__name__", type(obj).__name__)
 
 
 def _refuse_iterable(dataset: Any) -> None:

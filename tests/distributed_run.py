@@ -25,7 +25,9 @@ SETTINGS = {
     "plain": dict(),
     "accumulation": dict(gradient_accumulation_steps=2),
     "uneven": dict(accelerator_config={"even_batches": False}),
+    "probe": dict(),  # influence="probe", twice per epoch (see CONFIGS)
 }
+CONFIGS = {"probe": dict(influence="probe", probe_every=0.5)}
 
 
 def main() -> None:
@@ -48,7 +50,8 @@ def main() -> None:
     # 300 examples, batch 32 per process: 10 batches per epoch, the last holding 12 examples.
     dataset = load_cifar10("train", examples_per_class=30, seed=0)
     for name, extra in SETTINGS.items():
-        transform = SADATransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, config=SADAConfig(window=2))
+        config = SADAConfig(window=2, **CONFIGS.get(name, {}))
+        transform = SADATransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, config=config)
         trainer = SADATrainer(
             model=tiny_vit(),
             args=training_args(

@@ -14,7 +14,8 @@ import torch
 from sada_hf import SADAConfig, SADAState
 
 EPOCHS = 4
-SETTINGS = ("plain", "accumulation", "uneven")  # as in tests/distributed_run.py
+SETTINGS = ("plain", "accumulation", "uneven", "probe")  # as in tests/distributed_run.py
+VISITS = {"probe": 2 * EPOCHS}  # two probes per epoch, each covering every example once across the ranks
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +34,22 @@ def launched(tmp_path_factory, cifar_path):
     return output
 
 
-def load(directory: Path) -> SADAState:
-    state = SADAState(300, 10, SADAConfig(window=2, augmentation_seed=0))
+def load(directory: Path, setting: str) -> SADAState:
+    config = dict(influence="probe", probe_every=0.5) if setting == "probe" else {}
+    state = SADAState(300, 10, SADAConfig(window=2, augmentation_seed=0, **config))
     state.load(directory)
     return state
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_ranks_hold_bit_identical_complete_states(launched, setting):
-    ranks = [load(launched / setting / f"rank{r}") for r in (0, 1)]
+    ranks = [load(launched / setting / f"rank{r}", setting) for r in (0, 1)]
     for name, tensor in ranks[0].store.state_dict().items():
         torch.testing.assert_close(ranks[1].store.state_dict()[name], tensor, rtol=0, atol=0, equal_nan=True)
     torch.testing.assert_close(ranks[1].strengths, ranks[0].strengths, rtol=0, atol=0, equal_nan=True)
     assert ranks[0].history == ranks[1].history
-    # Each process sees half the data; padding repeats (even_batches) are applied once.
-    assert torch.equal(ranks[0].visits, torch.full((300,), EPOCHS, dtype=torch.int32))
+    # Each process sees (or probes) half the data; padding repeats (even_batches) are applied once.
+    assert torch.equal(ranks[0].visits, torch.full((300,), VISITS.get(setting, EPOCHS), dtype=torch.int32))
     assert not torch.isnan(ranks[0].strengths).any()
 
 
@@ -56,7 +58,7 @@ def test_only_the_main_process_writes_and_the_last_checkpoint_is_final(launched,
     records = [json.loads((launched / setting / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert records[0]["world_size"] == 2
     assert len(records[0]["saves"]) == EPOCHS and records[1]["saves"] == []
-    last = load(Path(records[0]["saves"][-1]))
-    final = load(launched / setting / "rank0")
+    last = load(Path(records[0]["saves"][-1]), setting)
+    final = load(launched / setting / "rank0", setting)
     for name, tensor in final.store.state_dict().items():
         torch.testing.assert_close(last.store.state_dict()[name], tensor, rtol=0, atol=0, equal_nan=True)

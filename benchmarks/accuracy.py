@@ -87,6 +87,7 @@ def setting(options: argparse.Namespace) -> dict:
     return {
         "model": options.model,
         "examples_per_class": options.examples_per_class,
+        "imbalance_ratio": options.imbalance_ratio,
         "epochs": options.epochs,
         "config_overrides": options.config_overrides or flags[flags.index("--config_overrides") + 1],
         "learning_rate": options.learning_rate,
@@ -102,6 +103,7 @@ def recipe(options: argparse.Namespace) -> list[str]:
     return [
         "--builtin_dataset", "cifar10",
         "--examples_per_class", str(options.examples_per_class),
+        *(["--imbalance_ratio", str(options.imbalance_ratio)] if options.imbalance_ratio else []),
         "--num_train_epochs", str(options.epochs),
         "--learning_rate", str(options.learning_rate),
         "--weight_decay", "0.05",
@@ -145,6 +147,11 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
             "strategy": strategy,
             "seed": seed,
             "accuracy": evaluation["eval_accuracy"],
+            **{
+                group: evaluation[f"eval_{group}_shot_accuracy"]
+                for group in ("many", "medium", "few")
+                if f"eval_{group}_shot_accuracy" in evaluation
+            },
             # Expected strength of a visit in epochs 2..E (published at the ends of epochs 1..E-1).
             "mean_strength": statistics.mean(e["sada/expected_strength"] for e in sada[:-1]),
             "minutes": (time.time() - start) / 60,
@@ -167,7 +174,7 @@ def strength_diagnostics(output_dir: str, options: argparse.Namespace, seed: int
     from sada_hf.data import load_cifar10
 
     strengths = pq.read_table(Path(output_dir, "sada_examples.parquet")).column("strength").to_numpy()
-    train = load_cifar10("train", options.examples_per_class, seed=seed)
+    train = load_cifar10("train", options.examples_per_class, seed=seed, imbalance_ratio=options.imbalance_ratio)
     model = AutoModelForImageClassification.from_pretrained(output_dir).eval()
     transform = EvalTransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
     labels = torch.tensor(train["label"])
@@ -193,10 +200,11 @@ def strength_diagnostics(output_dir: str, options: argparse.Namespace, seed: int
 
 def key(row: dict) -> tuple:
     return tuple(
-        row[k]
+        row.get(k)
         for k in (
             "model",
             "examples_per_class",
+            "imbalance_ratio",
             "epochs",
             "config_overrides",
             "learning_rate",
@@ -230,10 +238,9 @@ def table(options: argparse.Namespace) -> None:
     for row in rows:
         groups[key(row)[:-2], row["strategy"]].append(row)
     for comparison in sorted({setting for setting, _ in groups}, key=str):
-        model, per_class, epochs, overrides, lr, window = comparison
-        print(
-            f"\n#### {model} ({overrides}), {per_class} images per class, {epochs} epochs, lr {lr}, window {window}\n"
-        )
+        model, per_class, ratio, epochs, overrides, lr, window = comparison
+        data = f"{per_class} images per class" + (f", long-tailed (imbalance ratio {ratio:g})" if ratio else "")
+        print(f"\n#### {model} ({overrides}), {data}, {epochs} epochs, lr {lr}, window {window}\n")
         print(
             "| strategy | mean strength | test accuracy (%) | seeds | minutes per run | Spearman(strength, loss) "
             "| strength: wrong / right |"
@@ -255,8 +262,15 @@ def table(options: argparse.Namespace) -> None:
                 diagnostics = f"{rho:+.2f} | {wrong:.2f} / {right:.2f}"
             else:
                 diagnostics = "- | -"
+            shots = ""
+            if all("few" in r for r in runs):
+                shots = (
+                    " (many / medium / few: "
+                    + " / ".join(f"{100 * statistics.mean(r[g] for r in runs):.1f}" for g in ("many", "medium", "few"))
+                    + ")"
+                )
             print(
-                f"| {strategy} | {strength:.2f} | {statistics.mean(accuracies):.2f} ± {spread:.2f} | {len(runs)} "
+                f"| {strategy} | {strength:.2f} | {statistics.mean(accuracies):.2f} ± {spread:.2f}{shots} | {len(runs)} "
                 f"| {minutes:.1f} | {diagnostics} |"
             )
         paired_table(groups, comparison)
@@ -299,6 +313,7 @@ def main() -> None:
     runner.add_argument("--model", choices=list(MODELS), default="resnet")
     runner.add_argument("--config-overrides", default=None)
     runner.add_argument("--examples-per-class", type=int, default=500)
+    runner.add_argument("--imbalance-ratio", type=float, default=None, help="long-tailed (CIFAR-10-LT): 100")
     runner.add_argument("--epochs", type=int, default=80)
     runner.add_argument("--learning-rate", type=float, default=2e-3)
     runner.add_argument("--batch-size", type=int, default=128)

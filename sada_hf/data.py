@@ -30,17 +30,26 @@ def find_cifar10() -> Path:
     )
 
 
+def long_tail_counts(head: int, num_classes: int, imbalance_ratio: float) -> list[int]:
+    """Images per class of an exponential long-tail profile (CIFAR-10-LT, Cao et al. 2019): class c keeps
+    int(head * imbalance_ratio ** (-c / (num_classes - 1))), from `head` down to head / imbalance_ratio."""
+    return [int(head * imbalance_ratio ** (-c / (num_classes - 1))) for c in range(num_classes)]
+
+
 def load_cifar10(
     split: str = "train",
     examples_per_class: int | None = None,
     seed: int = 0,
     path: str | os.PathLike | None = None,
+    imbalance_ratio: float | None = None,
 ) -> datasets.Dataset:
     """CIFAR-10 from the JPEG archive as a `Dataset` with `image` (the original JPEG bytes) and
     `label` (`ClassLabel`) columns.
 
     The archive is sorted by class, so a subset takes `examples_per_class` images of every class
-    (a seeded draw) and the rows are shuffled with the same seed.
+    (a seeded draw) and the rows are shuffled with the same seed. With `imbalance_ratio` the subset
+    is long-tailed: `examples_per_class` (default 1,000) images of class 0 down to that many divided by
+    the ratio for class 9 (`long_tail_counts`; ratio 100 gives CIFAR-10-LT's 1,000 ... 10, 2,478 images).
     """
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
@@ -50,6 +59,10 @@ def load_cifar10(
         class_names = [str(name) for name in archive["class_names"]]
 
     rng = np.random.default_rng(seed)
+    if imbalance_ratio is not None and not imbalance_ratio >= 1:
+        raise ValueError(f"`imbalance_ratio` must be >= 1 (head / tail images), got {imbalance_ratio!r}.")
+    if imbalance_ratio is not None and examples_per_class is None:
+        examples_per_class = 1000
     if examples_per_class is None:
         rows = rng.permutation(len(labels))
     else:
@@ -59,7 +72,10 @@ def load_cifar10(
             raise ValueError(
                 f"`examples_per_class` must be in 1..{smallest} for split {split!r}, got {examples_per_class}."
             )
-        rows = np.concatenate([rng.choice(rows, examples_per_class, replace=False) for rows in per_class])
+        counts = [examples_per_class] * len(class_names)
+        if imbalance_ratio is not None:
+            counts = long_tail_counts(examples_per_class, len(class_names), imbalance_ratio)
+        rows = np.concatenate([rng.choice(rows, count, replace=False) for rows, count in zip(per_class, counts)])
         rows = rng.permutation(rows)
 
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)})

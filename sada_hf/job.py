@@ -104,6 +104,13 @@ class DataArguments:
     examples_per_class: int | None = field(
         default=None, metadata={"help": "cifar10: training images per class (a seeded stratified subset)."}
     )
+    imbalance_ratio: float | None = field(
+        default=None,
+        metadata={
+            "help": "cifar10: a long-tailed training set (CIFAR-10-LT): --examples_per_class images (default "
+            "1000) of class 0 down to that many / ratio of class 9, exponentially (100: 1000 ... 10)."
+        },
+    )
     train_val_split: float = field(
         default=0.15, metadata={"help": "Fraction of the training split held out when there is no evaluation split."}
     )
@@ -140,7 +147,9 @@ def load_splits(data: DataArguments, seed: int = 0, cache_dir: str | None = None
     elif data.builtin_dataset == "cifar10":
         path = find_cifar10()
         splits = datasets.DatasetDict(
-            train=load_cifar10("train", data.examples_per_class, seed=seed, path=path),
+            train=load_cifar10(
+                "train", data.examples_per_class, seed=seed, path=path, imbalance_ratio=data.imbalance_ratio
+            ),
             validation=load_cifar10("test", seed=seed, path=path),
         )
     else:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import SADAConfig
 from .dynamics import data_map
+from .label_issues import label_issues
 from .state import SADAState, StrengthStatistics
 from .transform import EvalTransform, SADATransform
 
@@ -26,6 +27,7 @@ __all__ = [
     "StrengthStatistics",
     "TransformEpochCallback",
     "data_map",
+    "label_issues",
 ]
 
 # The trainer imports transformers.Trainer (seconds). Dataloader workers started with spawn import

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from huggingface_hub import ModelCard
 
 from .dynamics import DYNAMICS_DIR
+from .label_issues import SHEET, label_issues
 from .ops import MAGNITUDE_OPS
 from .plots import DATA_MAP_PLOT
 from .state import SADAState
@@ -33,12 +34,13 @@ def update_model_card(path: str | os.PathLike, state: SADAState, plots: Sequence
     text = card.text.replace(_FROM_SCRATCH_WRONG, _FROM_SCRATCH)
     if _SECTION_START in text:
         text = text[: text.index(_SECTION_START)] + text[text.index(_SECTION_END) + len(_SECTION_END) :]
-    card.text = text.rstrip() + "\n\n" + sada_section(state, plots) + "\n"
+    card.text = text.rstrip() + "\n\n" + sada_section(state, plots, os.path.dirname(os.path.abspath(path))) + "\n"
     card.save(path)
 
 
-def sada_section(state: SADAState, plots: Sequence[str] = ()) -> str:
-    """Markdown describing how SADA augmented this model's training data."""
+def sada_section(state: SADAState, plots: Sequence[str] = (), output_dir: str | os.PathLike | None = None) -> str:
+    """Markdown describing how SADA augmented this model's training data (and, when `output_dir` holds
+    probe dynamics and the plots include the contact sheet, its label-issue suspects)."""
     config = state.config
     if config.influence == "probe":
         source = (
@@ -119,6 +121,18 @@ def sada_section(state: SADAState, plots: Sequence[str] = ()) -> str:
             f"and its variability across probes; the per-probe rows are in `{DYNAMICS_DIR}/` (Parquet: "
             f'`datasets.load_dataset("parquet", data_files="{DYNAMICS_DIR}/*.parquet")`). Examples with low '
             "confidence and low variability are the first to check for label errors.",
+        ]
+    if SHEET in plots and output_dir is not None:
+        issues = label_issues(output_dir)
+        suspects = sum(issues["suspect"])
+        lines += [
+            "",
+            "### Label-issue suspects",
+            "",
+            f"{suspects:,} of {len(issues):,} training examples ({suspects / len(issues):.1%}) have a negative area "
+            "under the margin across the probes (their given label was, on average, not the model's top class). "
+            f"The most suspicious are shown in [{SHEET}]({SHEET}); the full ranking: `sada-hf label-issues "
+            "OUTPUT_DIR` or `SADATrainer.label_issues()`.",
         ]
     if plots:
         lines += [""] + [f"![{os.path.splitext(name)[0]}]({name})" for name in plots]

@@ -28,9 +28,12 @@ from .trainer import SADATrainer
 logger = logging.get_logger(__name__)
 
 USAGE = """usage: sada-hf train [options]
+       sada-hf label-issues OUTPUT_DIR [--top K]
 
-Fine-tune an image classifier with SADA (Sample-Aware Dynamic Augmentation).
-Run `sada-hf train --help` for every option (model, data, SADA and TrainingArguments)."""
+train         Fine-tune an image classifier with SADA (Sample-Aware Dynamic Augmentation).
+              Run `sada-hf train --help` for every option (model, data, SADA and TrainingArguments).
+label-issues  Rank the training examples of a run with --influence probe from most to least likely
+              mislabelled, print the top K and draw them in OUTPUT_DIR/sada_label_issues.png."""
 
 # Defaults of the command (the TrainingArguments fields below otherwise default to Trainer's).
 CLI_DEFAULTS = dict(
@@ -58,9 +61,52 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return
-    if argv[0] != "train":
+    if argv[0] == "train":
+        train(argv[1:])
+    elif argv[0] == "label-issues":
+        show_label_issues(argv[1:])
+    else:
         sys.exit(f"sada-hf: unknown command {argv[0]!r}\n\n{USAGE}")
-    train(argv[1:])
+
+
+def show_label_issues(argv: list[str]) -> None:
+    """`sada-hf label-issues OUTPUT_DIR [--top K]`: the table of the top K suspects, and their contact sheet."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from .job import training_images
+    from .label_issues import SHEET, contact_sheet, label_issues
+
+    parser = argparse.ArgumentParser(prog="sada-hf label-issues", description=show_label_issues.__doc__)
+    parser.add_argument("output_dir", type=Path)
+    parser.add_argument("--top", type=int, default=32)
+    options = parser.parse_args(argv)
+    try:
+        issues = label_issues(options.output_dir)
+    except FileNotFoundError as error:
+        sys.exit(f"sada-hf label-issues: {error}")
+    config = options.output_dir / "config.json"
+    id2label = json.loads(config.read_text()).get("id2label", {}) if config.is_file() else {}
+    num_labels = max(len(id2label), int(max(issues["given_label"])) + 1, int(max(issues["predicted_label"])) + 1)
+    names = [id2label.get(str(i), str(i)) for i in range(num_labels)]
+    top = issues.select(range(min(options.top, len(issues))))
+    suspects = sum(issues["suspect"])
+    print(f"{suspects} of {len(issues)} training examples have a negative AUM (suspects). Top {len(top)}:\n")
+    print("| rank | index | given | predicted | AUM | confidence | variability | correctness |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rank, row in enumerate(top, 1):
+        print(
+            f"| {rank} | {row['index']} | {names[row['given_label']]} | {names[row['predicted_label']]} "
+            f"| {row['aum']:.3f} | {row['confidence']:.3f} | {row['variability']:.3f} | {row['correctness']:.2f} |"
+        )
+    try:
+        images = training_images(options.output_dir)
+    except FileNotFoundError as error:
+        print(f"\nNo contact sheet: {error}")
+        return
+    contact_sheet(images, top, names, options.output_dir / SHEET)
+    print(f"\nContact sheet: {options.output_dir / SHEET}")
 
 
 def parse_train_arguments(argv: list[str]):

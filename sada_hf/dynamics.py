@@ -68,8 +68,9 @@ def write_probe(output_dir: str | os.PathLike, columns: dict[str, np.ndarray], p
 
 def data_map(output_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     """Per example (sorted by index), across all probes: `confidence` (mean gold-label probability),
-    `variability` (its standard deviation), `correctness` (share of probes right), `aum` (mean margin),
-    and the `strength` after the last probe. Raises `FileNotFoundError` naming the fix if the run wrote
+    `variability` (its standard deviation), `correctness` (share of probes right), `aum` (mean margin,
+    Pleiss et al.'s area under the margin), and from the last probe the `label`, the `predicted` class
+    and the `strength` that followed. Raises `FileNotFoundError` naming the fix if the run wrote
     no dynamics."""
     import pyarrow.parquet as pq
 
@@ -80,7 +81,8 @@ def data_map(output_dir: str | os.PathLike) -> dict[str, np.ndarray]:
             f"No probe dynamics in {directory}: train with `influence='probe'` (and `save_dynamics=True`, the "
             "default) to write them."
         )
-    table = pq.read_table(files, columns=["index", "probe", "gold_prob", "margin", "correct", "strength"])
+    columns = ["index", "label", "probe", "gold_prob", "margin", "predicted", "correct", "strength"]
+    table = pq.read_table(files, columns=columns)
     column = {name: np.asarray(table[name].to_numpy(zero_copy_only=False)) for name in table.column_names}
     order = np.lexsort((column["probe"], column["index"]))  # by example, then by probe
     index = column["index"][order]
@@ -91,6 +93,7 @@ def data_map(output_dir: str | os.PathLike) -> dict[str, np.ndarray]:
 
     confidence = mean(column["gold_prob"])
     spread = mean(np.asarray(column["gold_prob"], dtype=np.float64) ** 2) - confidence**2
+    last = order[starts + counts - 1]
     return {
         "index": examples,
         "probes": counts,
@@ -98,5 +101,7 @@ def data_map(output_dir: str | os.PathLike) -> dict[str, np.ndarray]:
         "variability": np.sqrt(np.maximum(spread, 0.0)),
         "correctness": mean(column["correct"]),
         "aum": mean(column["margin"]),
-        "strength": np.asarray(column["strength"], dtype=np.float64)[order][starts + counts - 1],
+        "label": column["label"][last],
+        "predicted": column["predicted"][last],
+        "strength": np.asarray(column["strength"], dtype=np.float64)[last],
     }

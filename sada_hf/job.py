@@ -4,6 +4,7 @@ themselves read top to bottom."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .trainer import SADATrainer
 
 BUILTIN_DATASETS = ("digits", "cifar10")
+DATA_RECORD = "sada_data.json"
 _METRICS = Path(__file__).parent / "metrics"
 _CONFIG_DEFAULTS: dict[str, Callable[[int], Any]] = {
     # Small models built from a config (no download): a 4-layer ViT and a 3-stage ResNet.
@@ -286,7 +288,7 @@ def train_evaluate_and_publish(
     push everything to the Hub. Returns the evaluation metrics."""
     resume = training_args.resume_from_checkpoint
     result = trainer.train(resume_from_checkpoint=True if resume in ("True", "true") else resume)
-    trainer.save_model()  # also writes sada_state.safetensors
+    trainer.save_model()  # also writes the per-example summary (sada_examples.parquet)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
@@ -294,6 +296,10 @@ def train_evaluate_and_publish(
     metrics = trainer.evaluate()
     trainer.log_metrics("eval", metrics)
     trainer.save_metrics("eval", metrics)
+
+    if trainer.is_world_process_zero():  # how to rebuild the training split (for `sada-hf label-issues`)
+        record = {"data": dataclasses.asdict(data_args), "seed": training_args.seed}
+        Path(training_args.output_dir, DATA_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
     card = dict(
         finetuned_from=model_args.model_name_or_path,
@@ -308,3 +314,17 @@ def train_evaluate_and_publish(
     if trainer.is_world_process_zero():
         print(f"eval accuracy: {metrics['eval_accuracy']:.4f}  (model, card and plots in {training_args.output_dir})")
     return metrics
+
+
+def training_images(output_dir: str | os.PathLike) -> list:
+    """The image cells of the training split a `sada-hf train` run in `output_dir` trained on, rebuilt from
+    `sada_data.json` (same data arguments and seed, so item i is the example with index i)."""
+    path = Path(output_dir, DATA_RECORD)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No {DATA_RECORD} in {output_dir}: it was not written by `sada-hf train`. Build the training dataset "
+            "yourself and call sada_hf.label_issues.contact_sheet(dataset['image'], issues, names, path)."
+        )
+    record = json.loads(path.read_text())
+    data = DataArguments(**record["data"])
+    return load_splits(data, seed=record["seed"])["train"].with_format(None)[data.image_column_name]

@@ -29,6 +29,7 @@ from .card import update_model_card
 from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import DYNAMICS_DIR, data_map, probe_rows, write_probe
+from .label_issues import SHEET, contact_sheet, label_issues
 from .plots import (
     CLASS_STRENGTHS_PLOT,
     DATA_MAP_PLOT,
@@ -103,6 +104,7 @@ class SADATrainer(Trainer):
         )
         self._index_column = transform.index_column
         self._label_column = transform.label_column
+        self._image_column = transform.image_column
         self._labels = torch.from_numpy(_raw_column(raw, transform.label_column).astype(np.int64))
         # Collators copied from HF examples keep only the keys they know: set the index aside for them.
         self.data_collator = IndexKeepingCollator(self.data_collator, self._index_column)
@@ -388,8 +390,25 @@ class SADATrainer(Trainer):
         written.append(CLASS_STRENGTHS_PLOT)
         if os.path.isdir(os.path.join(self.args.output_dir, DYNAMICS_DIR)):
             plot_data_map(data_map(self.args.output_dir), os.path.join(output_dir, DATA_MAP_PLOT))
-            written.append(DATA_MAP_PLOT)
+            images = self.train_dataset.with_format(None)[self._image_column]
+            contact_sheet(
+                images,
+                self.label_issues().select(range(min(32, state.num_examples))),
+                names,
+                os.path.join(output_dir, SHEET),
+            )
+            written += [DATA_MAP_PLOT, SHEET]
         return written
+
+    def label_issues(self) -> datasets.Dataset:
+        """The training examples ranked from most to least likely mislabelled, from the probes' dynamics
+        in `args.output_dir` (see `sada_hf.label_issues.label_issues`). Needs `influence='probe'`."""
+        if self.sada_state is None or not self.sada_state.uses_probe:
+            raise ValueError(
+                "label_issues() reads the probes' per-example dynamics: train with "
+                "SADAConfig(influence='probe') (and save_dynamics=True, the default)."
+            )
+        return label_issues(self.args.output_dir)
 
 
 class IndexKeepingCollator:

@@ -141,6 +141,7 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
         evaluation = json.loads(Path(output_dir, "eval_results.json").read_text())
         state = json.loads(Path(output_dir, "trainer_state.json").read_text())
         sada = [e for e in state["log_history"] if "sada/expected_strength" in e]
+        minutes = (time.time() - start) / 60  # training and evaluation, not the diagnostics below
         diagnostics = strength_diagnostics(output_dir, options, seed) if options.model != "digits" else {}
         return {
             **setting(options),
@@ -154,7 +155,7 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
             },
             # Expected strength of a visit in epochs 2..E (published at the ends of epochs 1..E-1).
             "mean_strength": statistics.mean(e["sada/expected_strength"] for e in sada[:-1]),
-            "minutes": (time.time() - start) / 60,
+            "minutes": minutes,
             **diagnostics,
             "command": "sada-hf train " + shlex.join(argv[:-2]),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -242,7 +243,7 @@ def table(options: argparse.Namespace) -> None:
         data = f"{per_class} images per class" + (f", long-tailed (imbalance ratio {ratio:g})" if ratio else "")
         print(f"\n#### {model} ({overrides}), {data}, {epochs} epochs, lr {lr}, window {window}\n")
         print(
-            "| strategy | mean strength | test accuracy (%) | seeds | minutes per run | Spearman(strength, loss) "
+            "| strategy | mean strength | test accuracy (%) | seeds | minutes per run (median) | Spearman(strength, loss) "
             "| strength: wrong / right |"
         )
         print("|---|---|---|---|---|---|---|")
@@ -253,7 +254,7 @@ def table(options: argparse.Namespace) -> None:
             accuracies = [100 * r["accuracy"] for r in runs]
             spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
             strength = statistics.mean(r["mean_strength"] for r in runs)
-            minutes = statistics.mean(r["minutes"] for r in runs)
+            minutes = statistics.median(r["minutes"] for r in runs)
             with_diagnostics = [r for r in runs if "spearman_strength_loss" in r]
             if with_diagnostics:
                 rho = statistics.mean(r["spearman_strength_loss"] for r in with_diagnostics)

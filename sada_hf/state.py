@@ -291,11 +291,6 @@ class SADAState:
         return [f.name for f in fields(SADAConfig) if getattr(saved_config, f.name) != getattr(self.config, f.name)]
 
 
-def epoch_progress(epoch: int, update_step: int, updates_in_epoch: int) -> float:
-    """Training progress in epochs after `update_step` of `updates_in_epoch` optimizer steps of `epoch`."""
-    return epoch + update_step / max(updates_in_epoch, 1)
-
-
 def mid_epoch_probe_steps(probe_every: float, updates_in_epoch: int) -> list[int]:
     """The optimizer steps (1-based, within an epoch) after which a probe runs, before the epoch-end one:
     probe k of n = 1/probe_every runs after step ceil(k * U / n); probes that would share a step run once."""

@@ -25,7 +25,11 @@ def label_issues(output_dir: str | os.PathLike, threshold: float = AUM_THRESHOLD
     `variability`, `correctness`, `probes` and `suspect` (AUM below `threshold`).
 
     Raises `FileNotFoundError` naming the fix if `output_dir` holds no probe dynamics."""
-    stats = data_map(output_dir)
+    return rank_label_issues(data_map(output_dir), threshold)
+
+
+def rank_label_issues(stats: dict[str, np.ndarray], threshold: float = AUM_THRESHOLD) -> datasets.Dataset:
+    """`label_issues` from `data_map` statistics already read (the dynamics files are read once)."""
     order = np.argsort(stats["aum"], kind="stable")
     return datasets.Dataset.from_dict(
         {

@@ -29,7 +29,7 @@ from .card import update_model_card
 from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import DYNAMICS_DIR, data_map, probe_rows, write_probe
-from .label_issues import SHEET, contact_sheet, label_issues
+from .label_issues import SHEET, contact_sheet, label_issues, rank_label_issues
 from .plots import (
     CLASS_STRENGTHS_PLOT,
     DATA_MAP_PLOT,
@@ -389,14 +389,11 @@ class SADATrainer(Trainer):
         plot_class_strengths(state.strengths.numpy(), self._labels.numpy(), names, path)
         written.append(CLASS_STRENGTHS_PLOT)
         if os.path.isdir(os.path.join(self.args.output_dir, DYNAMICS_DIR)):
-            plot_data_map(data_map(self.args.output_dir), os.path.join(output_dir, DATA_MAP_PLOT))
+            stats = data_map(self.args.output_dir)  # read the dynamics once for both pictures
+            plot_data_map(stats, os.path.join(output_dir, DATA_MAP_PLOT))
             images = self.train_dataset.with_format(None)[self._image_column]
-            contact_sheet(
-                images,
-                self.label_issues().select(range(min(32, state.num_examples))),
-                names,
-                os.path.join(output_dir, SHEET),
-            )
+            top = rank_label_issues(stats).select(range(min(32, state.num_examples)))
+            contact_sheet(images, top, names, os.path.join(output_dir, SHEET))
             written += [DATA_MAP_PLOT, SHEET]
         return written
 

@@ -1,5 +1,9 @@
 """SADA's file formats: the resumable state in checkpoints, and the per-example summary that goes with a
-saved model. Safetensors, JSON and Parquet only (never pickle); every write is atomic."""
+saved model. Safetensors, JSON and Parquet only (never pickle); every write is atomic.
+
+A checkpoint holds `sada_state.safetensors` (what every process holds: metadata, schedule, per-example V
+and visits, and with one process the store too) and, when W > 1 processes share the store, one shard
+file per process (`sada_state-rank-RRRRR-of-WWWWW.safetensors`: the store rows that process owns)."""
 
 from __future__ import annotations
 
@@ -19,18 +23,44 @@ STATE_FILE = "sada_state.safetensors"
 CONFIG_FILE = "sada_config.json"
 SUMMARY_FILE = "sada_examples.parquet"
 FORMAT = "sada_hf.state"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: sharded stores (sada_hf 0.3); 2 (sada_hf 0.2, one process' whole store) still reads
+_READABLE_VERSIONS = ("2", "3")
 
 
 def write_state(directory: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
     """Write the resumable state (`sada_state.safetensors`, tensors plus JSON metadata) and a readable copy
     of the metadata (`sada_config.json`) into `directory`, each atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    _write_tensors(Path(directory) / STATE_FILE, tensors, metadata)
+    write_config(directory, metadata)
+
+
+def shard_file(rank: int, world_size: int) -> str:
+    """The name of the store shard of process `rank` of `world_size`."""
+    return f"sada_state-rank-{rank:05d}-of-{world_size:05d}.safetensors"
+
+
+def write_shard(directory: str | os.PathLike, rank: int, world_size: int, tensors: dict[str, torch.Tensor]) -> None:
+    """Write the store rows process `rank` of `world_size` owns, atomically."""
+    _write_tensors(Path(directory) / shard_file(rank, world_size), tensors, {"rank": rank, "world_size": world_size})
+
+
+def read_shard(directory: str | os.PathLike, rank: int, world_size: int) -> dict[str, torch.Tensor]:
+    """The tensors of a shard written by `write_shard`; `ValueError` naming the file if it is missing."""
+    path = Path(directory) / shard_file(rank, world_size)
+    if not path.is_file():
+        raise ValueError(
+            f"The SADA state in {directory} was saved by {world_size} processes, but the shard of rank {rank} ({path.name}) "
+            "is missing: that process did not finish writing it, or the checkpoint folder is not on storage every "
+            "process shares. Resume from another checkpoint."
+        )
+    return _read_tensors(path)[0]
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "metadata": json.dumps(metadata)}
     tensors = {name: tensor.contiguous() for name, tensor in tensors.items()}
-    atomic_write(directory / STATE_FILE, lambda path: save_file(tensors, path, metadata=header))
-    write_config(directory, metadata)
+    atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=header))
 
 
 def write_config(directory: str | os.PathLike, metadata: dict[str, Any]) -> None:
@@ -44,6 +74,10 @@ def read_state(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     path = Path(directory) / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"No SADA state at {path}.")
+    return _read_tensors(path)
+
+
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
@@ -53,11 +87,12 @@ def read_state(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             f"The SADA state {path} is truncated or corrupt ({type(error).__name__}: {error}). Resume from an "
             "earlier checkpoint, or delete the file to continue with a fresh SADA state."
         ) from error
-    if header.get("format") != FORMAT or header.get("format_version") != str(FORMAT_VERSION):
+    if header.get("format") != FORMAT or header.get("format_version") not in _READABLE_VERSIONS:
         raise ValueError(
-            f"{path} is not a SADA state of format version {FORMAT_VERSION} (format {header.get('format')!r}, "
-            f"version {header.get('format_version')!r}; version 1 was written by sada_hf 0.1). Resume it with the "
-            "sada_hf release that wrote it, or delete the file to continue with a fresh SADA state."
+            f"{path} is not a SADA state of format version {' or '.join(_READABLE_VERSIONS)} (format "
+            f"{header.get('format')!r}, version {header.get('format_version')!r}; version 1 was written by sada_hf "
+            "0.1). Resume it with the sada_hf release that wrote it, or delete the file to continue with a fresh "
+            "SADA state."
         )
     try:
         metadata = json.loads(header["metadata"])

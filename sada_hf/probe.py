@@ -18,12 +18,6 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 
-def owned_indices(num_examples: int, rank: int, world_size: int) -> np.ndarray:
-    """The examples process `rank` of `world_size` probes and owns: i with i % world_size == rank
-    (balanced to within one example, whatever N)."""
-    return np.arange(rank, num_examples, world_size, dtype=np.int64)
-
-
 class _PixelBatches:
     """Picklable: batch indices -> the evaluation transform's `pixel_values` for those rows."""
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import torch
 
+from .sharding import Shard
+from .strengths import entropy_strengths
+
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
+_ROW_TENSORS = ("log_probs", "window", "variance", "visits", "last_round")  # one row per owned example
 
 
 class InfluenceStore:
-    """Per-example influence state for `num_examples` examples and `num_labels` classes, on the CPU.
+    """Per-example influence state for `num_examples` examples and `num_labels` classes, on the CPU: the
+    rows of the examples `shard` owns (default: all of them), at local row i // world_size.
 
     At each visit of example i (at most once per round: an epoch when the training step feeds the store, a
     probe when probes do) with predictive distribution p_v:
@@ -16,17 +23,23 @@ class InfluenceStore:
     the last `window` values (Eq. 6, a sum), and V = decay * V_t + (1 - decay) * V (Eq. 7; the first
     defined V_t initialises V).
 
-    Attributes:
-        log_probs (`torch.Tensor`, N x K, `store_dtype`): log-probabilities of each example's last visit.
-        window (`torch.Tensor`, N x L, float32): ring buffer of the last L influence values |d|.
-        variance (`torch.Tensor`, N, float32): the EMA V; NaN until an example has 2 influence values.
-        visits (`torch.Tensor`, N, int32): stored visits per example.
-        last_round (`torch.Tensor`, N, int32): round of the last stored visit (-1: never visited).
+    Attributes (R = the number of owned examples, N without sharding):
+        log_probs (`torch.Tensor`, R x K, `store_dtype`): log-probabilities of each example's last visit.
+        window (`torch.Tensor`, R x L, float32): ring buffer of the last L influence values |d|.
+        variance (`torch.Tensor`, R, float32): the EMA V; NaN until an example has 2 influence values.
+        visits (`torch.Tensor`, R, int32): stored visits per example.
+        last_round (`torch.Tensor`, R, int32): round of the last stored visit (-1: never visited).
         nonfinite_skipped (`int`): rows with non-finite logits that were counted and not stored.
     """
 
     def __init__(
-        self, num_examples: int, num_labels: int, window: int = 10, decay: float = 0.9, store_dtype: str = "float32"
+        self,
+        num_examples: int,
+        num_labels: int,
+        window: int = 10,
+        decay: float = 0.9,
+        store_dtype: str = "float32",
+        shard: Shard | None = None,
     ) -> None:
         if num_examples < 1:
             raise ValueError(f"`num_examples` must be >= 1, got {num_examples}.")
@@ -34,15 +47,19 @@ class InfluenceStore:
             raise ValueError(
                 f"`num_labels` must be >= 2, got {num_labels}: the influence compares class distributions."
             )
+        self.shard = shard if shard is not None else Shard(num_examples)
+        if self.shard.num_examples != num_examples:
+            raise ValueError(f"The shard covers {self.shard.num_examples} examples, the store {num_examples}.")
         self.num_examples = num_examples
         self.num_labels = num_labels
         self.window_size = window
         self.decay = decay
-        self.log_probs = torch.zeros(num_examples, num_labels, dtype=_DTYPES[store_dtype])
-        self.window = torch.zeros(num_examples, window, dtype=torch.float32)
-        self.variance = torch.full((num_examples,), float("nan"), dtype=torch.float32)
-        self.visits = torch.zeros(num_examples, dtype=torch.int32)
-        self.last_round = torch.full((num_examples,), -1, dtype=torch.int32)
+        rows = self.shard.size
+        self.log_probs = torch.zeros(rows, num_labels, dtype=_DTYPES[store_dtype])
+        self.window = torch.zeros(rows, window, dtype=torch.float32)
+        self.variance = torch.full((rows,), float("nan"), dtype=torch.float32)
+        self.visits = torch.zeros(rows, dtype=torch.int32)
+        self.last_round = torch.full((rows,), -1, dtype=torch.int32)
         self.nonfinite_skipped = 0
         # float16 cannot hold log-probabilities below -65504: clamp, so an extreme but finite logit gap
         # never becomes -inf (whose KL term 0 * inf is NaN, poisoning V for a whole window).
@@ -60,9 +77,9 @@ class InfluenceStore:
     def update(self, indices: torch.Tensor, logits: torch.Tensor, round: int) -> int:
         """Record one visit for each row of `logits` (B x K) at dataset positions `indices` (B).
 
-        Negative indices (padding) are dropped; rows with non-finite logits are counted, not stored;
-        an index repeated in the batch or already visited in `round` keeps its first visit only.
-        Returns the number of visits stored.
+        Negative indices (padding) and examples of other shards are dropped; rows with non-finite logits
+        are counted, not stored; an index repeated in the batch or already visited in `round` keeps its
+        first visit only. Returns the number of visits stored.
         """
         indices = indices.reshape(-1).to(torch.int64)
         logits = logits.reshape(indices.numel(), -1)
@@ -71,17 +88,18 @@ class InfluenceStore:
                 f"Logits have {logits.shape[1]} classes but the store was built for {self.num_labels}: "
                 "the model's num_labels must match the SADA state."
             )
-        real = indices >= 0
-        finite = torch.isfinite(logits).all(dim=1)
-        self.nonfinite_skipped += int((real & ~finite).sum())
-        indices, logits = _select(indices, logits, real & finite)
-        if indices.numel() == 0:
-            return 0
-        if int(indices.max()) >= self.num_examples:
+        if indices.numel() > 0 and int(indices.max()) >= self.num_examples:
             raise IndexError(
                 f"Index {int(indices.max())} is out of range for a store of {self.num_examples} examples: the "
                 "index column must hold positions 0..N-1 of the training dataset."
             )
+        mine = (indices >= 0) & self.shard.owns(indices)
+        finite = torch.isfinite(logits).all(dim=1)
+        self.nonfinite_skipped += int((mine & ~finite).sum())
+        indices, logits = _select(indices, logits, mine & finite)
+        if indices.numel() == 0:
+            return 0
+        indices = indices // self.shard.world_size  # local rows from here on
         if torch.unique(indices).numel() != indices.numel():
             first = _first_occurrences(indices)
             indices, logits = indices[first], logits[first]
@@ -122,12 +140,22 @@ class InfluenceStore:
         self.variance.index_copy_(0, rows, torch.where(count >= 2, updated, previous).to(torch.float32))
 
     def last_influence(self, indices: torch.Tensor) -> torch.Tensor:
-        """The most recent |d| of each example at `indices` (float32; NaN before its second visit)."""
-        indices = indices.reshape(-1).to(torch.int64)
+        """The most recent |d| of each example at `indices`, which this store must own (float32; NaN
+        before its second visit)."""
+        indices = self.shard.local_rows(indices.reshape(-1).to(torch.int64))
         recorded = self.visits.index_select(0, indices).to(torch.int64) - 1
         slot = (recorded - 1).clamp(min=0) % self.window_size
         values = self.window.index_select(0, indices).gather(1, slot[:, None]).squeeze(1)
         return torch.where(recorded >= 1, values, torch.tensor(float("nan")))
+
+    def certainty(self) -> torch.Tensor:
+        """1 - H(p) / log K of each owned example's last prediction (float32; NaN if never visited)."""
+        return entropy_strengths(self.log_probs, self.visits)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by this store's tensors."""
+        return sum(t.numel() * t.element_size() for t in self.state_dict().values())
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The tensors that restore this store exactly."""
@@ -140,29 +168,67 @@ class InfluenceStore:
             "nonfinite_skipped": torch.tensor(self.nonfinite_skipped, dtype=torch.int64),
         }
 
-    def check_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+    def check_state_dict(self, state: dict[str, torch.Tensor], shard: Shard | None = None) -> None:
         """Raise `ValueError` naming the tensor, its shape and dtype and what this store needs, unless
-        `state` can be loaded."""
-        expected = self.state_dict()
+        `state` can be loaded (as the state of `shard`, default this store's)."""
+        rows = (shard or self.shard).size
+        expected = {name: (tuple(t.shape), t.dtype) for name, t in self.state_dict().items()}
         missing = sorted(set(expected) - set(state))
         if missing:
             raise ValueError(f"SADA store state lacks {missing}; it has {sorted(state)}.")
-        for name, reference in expected.items():
+        for name, (shape, dtype) in expected.items():
+            shape = (rows, *shape[1:]) if shape else shape
             got = state[name]
-            if tuple(got.shape) != tuple(reference.shape) or got.dtype != reference.dtype:
+            if tuple(got.shape) != shape or got.dtype != dtype:
                 raise ValueError(
-                    f"SADA store tensor {name!r} has shape {tuple(got.shape)} and dtype {got.dtype}; this store "
-                    f"needs shape {tuple(reference.shape)} and dtype {reference.dtype} "
-                    f"({self.num_examples} examples, {self.num_labels} labels, window {self.window_size})."
+                    f"SADA store tensor {name!r} has shape {tuple(got.shape)} and dtype {got.dtype}; it needs shape "
+                    f"{shape} and dtype {dtype} ({rows} of {self.num_examples} examples, {self.num_labels} labels, "
+                    f"window {self.window_size})."
                 )
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore from `state_dict()` output after checking every name, shape and dtype; nothing is
-        changed if a check fails."""
-        self.check_state_dict(state)
-        for name in ("log_probs", "window", "variance", "visits", "last_round"):
-            getattr(self, name).copy_(state[name])
-        self.nonfinite_skipped = int(state["nonfinite_skipped"])
+        """Restore from `state_dict()` output of a store with the same shard, after checking every name,
+        shape and dtype; nothing is changed if a check fails."""
+        self.load_shards([(self.shard, lambda: state)])
+
+    def load_shards(self, sources: Iterable[tuple[Shard, Callable[[], dict[str, torch.Tensor]]]]) -> None:
+        """Restore this store's rows from the saved shards of a store over the same examples, possibly sharded
+        over another number of processes (re-sharding). Each source is (its shard, a function reading its
+        `state_dict()`), read one at a time. Everything is checked before anything changes. A re-sharded
+        store's non-finite count goes to rank 0 (the total across processes is kept)."""
+        sources = list(sources)
+        if len(sources) == 1 and sources[0][0] == self.shard:  # the same sharding: no re-sharding copy
+            state = sources[0][1]()
+            self.check_state_dict(state)
+            for name in _ROW_TENSORS:
+                getattr(self, name).copy_(state[name])
+            self.nonfinite_skipped = int(state["nonfinite_skipped"])
+            return
+        restored = {name: getattr(self, name).clone() for name in _ROW_TENSORS}
+        covered = torch.zeros(self.shard.size, dtype=torch.bool)
+        nonfinite = 0
+        for shard, read in sources:
+            if shard.num_examples != self.num_examples:
+                raise ValueError(
+                    f"A saved shard covers {shard.num_examples} examples; this store has {self.num_examples}."
+                )
+            state = read()
+            self.check_state_dict(state, shard)
+            nonfinite += int(state["nonfinite_skipped"])
+            examples = torch.from_numpy(shard.indices())
+            keep = self.shard.owns(examples)
+            rows = examples[keep] // self.shard.world_size
+            for name in _ROW_TENSORS:
+                restored[name].index_copy_(0, rows, state[name][keep])
+            covered[rows] = True
+        if not bool(covered.all()):
+            raise ValueError(
+                f"The saved shards hold {int(covered.sum())} of the {self.shard.size} examples this process owns: "
+                "a shard file is missing."
+            )
+        for name in _ROW_TENSORS:
+            getattr(self, name).copy_(restored[name])
+        self.nonfinite_skipped = nonfinite if self.shard.rank == 0 else 0
 
 
 def _select(indices: torch.Tensor, values: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

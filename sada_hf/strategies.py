@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .strengths import entropy_strengths, random_strengths, shuffled_strengths, variance_strengths
+from .strengths import random_strengths, shuffled_strengths, variance_strengths
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,8 @@ class Strategy:
     Attributes:
         help: one line for `--help`, the README and the model card.
         at_reset: strengths published when a run starts (NaN: the warm-up behaviour).
-        at_publication: new strengths from the store after each epoch end or probe; None keeps what
-            is published.
+        at_publication: new strengths from the per-example vectors every process holds (`Examples`: V,
+            visits, certainty) after each epoch end or probe; None keeps what is published.
         applies_op: False for 'none' (base augmentation only).
     """
 
@@ -34,16 +34,16 @@ def _undefined(num_examples: int, generator: torch.Generator) -> torch.Tensor:
     return torch.full((num_examples,), math.nan, dtype=torch.float32)
 
 
-def _sada(store, config, generator: torch.Generator) -> torch.Tensor:
-    return variance_strengths(store.variance, config.normalization, config.direction)
+def _sada(examples, config, generator: torch.Generator) -> torch.Tensor:
+    return variance_strengths(examples.variance, config.normalization, config.direction)
 
 
-def _sada_shuffled(store, config, generator: torch.Generator) -> torch.Tensor:
-    return shuffled_strengths(_sada(store, config, generator), generator)
+def _sada_shuffled(examples, config, generator: torch.Generator) -> torch.Tensor:
+    return shuffled_strengths(_sada(examples, config, generator), generator)
 
 
-def _entropy(store, config, generator: torch.Generator) -> torch.Tensor:
-    return entropy_strengths(store.log_probs, store.visits)
+def _entropy(examples, config, generator: torch.Generator) -> torch.Tensor:
+    return examples.certainty.clone()
 
 
 STRATEGIES: dict[str, Strategy] = {

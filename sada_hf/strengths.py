@@ -170,8 +170,8 @@ class StrengthSchedule:
             "publications": self.publications,
         }
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore in place (the tensors workers hold stay the same)."""
+    def check_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Raise `KeyError` or `ValueError` unless `state` can be loaded."""
         for name, tensor in self.state_dict().items():
             got = state[name]
             if got.shape != tensor.shape or got.dtype != tensor.dtype:
@@ -179,6 +179,10 @@ class StrengthSchedule:
                     f"Schedule tensor {name!r} has shape {tuple(got.shape)} and dtype {got.dtype}; expected "
                     f"{tuple(tensor.shape)} and {tensor.dtype}."
                 )
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore in place (the tensors workers hold stay the same), after checking every tensor."""
+        self.check_state_dict(state)
         for name, tensor in self.state_dict().items():
             tensor.copy_(state[name])
         self.visit_publication.zero_()

@@ -38,11 +38,13 @@ from .plots import (
     plot_data_map,
     plot_strength_history,
 )
-from .probe import Probe, owned_indices
+from .probe import Probe
+from .sharding import Shard
 from .state import SADAState, StrengthStatistics, mid_epoch_probe_steps
 from .transform import SADATransform
 
-logger = logging.get_logger(__name__)
+# Under the `transformers` logger, so that SADA's lines follow Trainer's own (`log_level`, `log_level_replica`).
+logger = logging.get_logger(f"transformers.{__name__}")
 TRAINER_STATE_NAME = "trainer_state.json"
 
 
@@ -98,7 +100,9 @@ class SADATrainer(Trainer):
         # Data: checked before the first step, indexed, and bound to the shared strengths.
         num_labels = _num_labels(self.model)
         raw = _checked_train_dataset(self.train_dataset.with_format(None), transform, num_labels)
-        self.sada_state = SADAState(len(raw), num_labels, config)
+        # Each process keeps the store rows of its own examples (i % W == rank); V and strengths are shared.
+        shard = Shard(len(raw), self.args.process_index, self.args.world_size)
+        self.sada_state = SADAState(len(raw), num_labels, config, shard=shard, all_gather=self._all_gather)
         self.train_dataset = _with_transform(
             raw, transform.bound_to(self.sada_state.schedule, config), like=self.train_dataset
         )
@@ -115,7 +119,7 @@ class SADATrainer(Trainer):
             args = self.args
             self._probe = Probe(
                 raw,
-                owned_indices(len(raw), args.process_index, args.world_size),
+                shard.indices(),
                 transform.for_evaluation(),
                 batch_size=args.eval_batch_size,
                 num_workers=args.dataloader_num_workers,
@@ -249,7 +253,7 @@ class SADATrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _gather_rows(self, indices: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (index, logits) rows of every process, on the CPU, so that every rank applies all of them."""
+        """The (index, logits) rows of every process, on the CPU: each process's store keeps those it owns."""
         if self.accelerator.num_processes > 1:
             # gather, not gather_for_metrics: the latter drops samples under gradient accumulation.
             device = self.args.device
@@ -258,30 +262,32 @@ class SADATrainer(Trainer):
             indices, logits = self.accelerator.gather((indices, logits))
         return indices.cpu(), logits.cpu()
 
+    def _all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Equal-sized tensors of every process, concatenated in rank order, on the CPU."""
+        return self.accelerator.gather(tensor.to(self.args.device)).cpu()
+
     def _run_probe(self, at_epoch: float) -> None:
-        """Probe this process's examples, share the rows, feed the store, publish, log, and write the dynamics."""
+        """Probe this process's examples into its store shard, publish (every process), log, and write
+        this process's rows of the dynamics."""
         state = self.sada_state
         indices, logits = self._probe.run(self.model, self.args.device, self.accelerator.autocast)
         if logits.numel() == 0:
             logits = torch.empty(0, state.num_labels)
-        indices, logits = self._gather_rows(indices, logits)
-        keep = indices >= 0
-        indices, logits = indices[keep], logits[keep]
         state.observe_probe(indices, logits)
         stats = state.end_probe(at_epoch)
-        if state.config.save_dynamics and self.is_world_process_zero():
-            store = state.store
+        if state.config.save_dynamics:
             rows = probe_rows(
                 indices,
                 self._labels[indices],
                 logits,
-                store.last_influence(indices),
-                store.variance[indices],
+                state.store.last_influence(indices),
+                state.variance[indices],
                 state.schedule.strengths[indices],
                 probe=state.probes_completed,
                 epoch=at_epoch,
             )
-            write_probe(self.args.output_dir, rows, probe=state.probes_completed)
+            write_probe(self.args.output_dir, rows, probe=state.probes_completed, rank=self.args.process_index)
+            self.accelerator.wait_for_everyone()  # a reader of the dynamics finds every process's rows
         self.log_sada_statistics(stats)
 
     def log_sada_statistics(self, stats: StrengthStatistics) -> None:
@@ -294,10 +300,12 @@ class SADATrainer(Trainer):
     # ---- checkpoints and saved models ----------------------------------------------------------
 
     def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
-        # Before super: it may push to the Hub, and checkpoint rotation follows it.
-        if self.sada_state is not None and self.args.should_save:
+        # Before super: it may push to the Hub, and checkpoint rotation follows it. Every process writes its
+        # store shard; the process that saves writes what all share.
+        state = self.sada_state
+        if state is not None and (self.args.should_save or state.shard.world_size > 1):
             folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            self.sada_state.save(os.path.join(self._get_output_dir(trial=trial), folder))
+            state.save(os.path.join(self._get_output_dir(trial=trial), folder), write_shared=self.args.should_save)
         self._saving_checkpoint = True
         try:
             super()._save_checkpoint(model, trial)
@@ -329,11 +337,21 @@ class SADATrainer(Trainer):
             if checkpoint is True:
                 checkpoint = get_last_checkpoint(self.args.output_dir)  # None: super raises the usual error
             self._restore_sada_state(checkpoint or None)
+            self._log_store_size()
         return super().train(
             resume_from_checkpoint=resume_from_checkpoint,
             trial=trial,
             ignore_keys_for_eval=ignore_keys_for_eval,
             **kwargs,
+        )
+
+    def _log_store_size(self) -> None:
+        state = self.sada_state
+        shard = state.shard
+        logger.info(
+            f"SADA store: rank {shard.rank}/{shard.world_size} holds {shard.size} of {shard.num_examples} examples "
+            f"({state.store.nbytes:,} bytes), plus {state.shared_nbytes:,} bytes of per-example vectors every rank "
+            "keeps"
         )
 
     def _restore_sada_state(self, checkpoint: str | None) -> None:
@@ -353,6 +371,11 @@ class SADATrainer(Trainer):
         if changed:
             logger.warning(
                 f"Resuming SADA with config fields {changed} changed from the checkpoint's; using the new values."
+            )
+        if self.sada_state.resharded_from is not None:
+            logger.warning(
+                f"The SADA state in {checkpoint} was saved by {self.sada_state.resharded_from} processes; this run has "
+                f"{self.args.world_size}, so the store was re-sharded (each process read the rows it owns now)."
             )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:

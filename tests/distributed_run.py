@@ -1,8 +1,14 @@
-"""Worker script for tests/test_distributed.py, run under `accelerate launch --cpu --num_processes 2`.
+"""Worker script for tests/test_distributed.py, run under `accelerate launch --cpu --num_processes W`.
 
-For each setting it trains a tiny ViT with SADATrainer on real CIFAR-10 images, then every rank
-writes its own copy of the SADA state, so the test can compare ranks bit for bit. It also records
-which ranks wrote checkpoints' SADA state.
+For each setting it trains a tiny ViT with SADATrainer on 299 real CIFAR-10 images (divisible by neither
+2 nor 3), each process keeping only its own examples' store rows. Beside it, every rank feeds a
+one-process `InfluenceStore` with every row the trainer observed (a probe's rows gathered from all
+ranks), the reference the shards must add up to. Every rank then writes, under `<setting>/`:
+- `final/`: the sharded SADA state (each rank its shard, rank 0 the shared file),
+- `rank{r}.safetensors`: its reference store and its copies of strengths, V and visits,
+- `rank{r}.json`: world size and the directories its checkpoints' SADA state was saved to.
+The "resumed" setting resumes "plain" from its epoch-2 checkpoint (of this world size, or, with
+`--resume-from`, of another run's) and trains to the end.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform  # noqa: E402
 from sada_hf.data import load_cifar10  # noqa: E402
+from sada_hf.store import InfluenceStore  # noqa: E402
 
 from conftest import tiny_vit, training_args  # noqa: E402
 
@@ -26,31 +35,47 @@ SETTINGS = {
     "accumulation": dict(gradient_accumulation_steps=2),
     "uneven": dict(accelerator_config={"even_batches": False}),
     "probe": dict(),  # influence="probe", twice per epoch (see CONFIGS)
+    "resumed": dict(),  # "plain", resumed from its epoch-2 checkpoint
 }
 CONFIGS = {"probe": dict(influence="probe", probe_every=0.5)}
+NUM_EXAMPLES = 299
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--output", required=True)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--resume-from", default=None, help="the 'plain' folder of a run with another world size")
     options = parser.parse_args()
     output = Path(options.output)
     torch.set_num_threads(1)
 
-    saves = []
-    original_save = SADAState.save
+    saves, reference = [], {}
+    original = {name: getattr(SADAState, name) for name in ("save", "observe", "observe_probe")}
 
-    def recording_save(self, directory):
+    def recording_save(self, directory, write_shared=True):
         saves.append(str(directory))
-        original_save(self, directory)
+        original["save"](self, directory, write_shared)
 
-    SADAState.save = recording_save
+    def observe(self, indices, logits):  # training-step rows arrive gathered from every rank
+        reference["store"].update(indices, logits, self.epoch)
+        return original["observe"](self, indices, logits)
 
-    # 300 examples, batch 32 per process: 10 batches per epoch, the last holding 12 examples.
-    dataset = load_cifar10("train", examples_per_class=30, seed=0)
-    for name, extra in SETTINGS.items():
+    def observe_probe(self, indices, logits):  # a probe's rows are this rank's own: gather them here
+        everyone = [None] * dist.get_world_size()
+        dist.all_gather_object(everyone, (indices, logits))
+        reference["store"].update(
+            torch.cat([i for i, _ in everyone]), torch.cat([z for _, z in everyone]), self.probes_completed
+        )
+        return original["observe_probe"](self, indices, logits)
+
+    SADAState.save, SADAState.observe, SADAState.observe_probe = recording_save, observe, observe_probe
+
+    dataset = load_cifar10("train", examples_per_class=30, seed=0).select(range(NUM_EXAMPLES))
+    for name in options.settings:
         config = SADAConfig(window=2, **CONFIGS.get(name, {}))
+        reference["store"] = InfluenceStore(NUM_EXAMPLES, 10, window=2)
         transform = SADATransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, config=config)
         trainer = SADATrainer(
             model=tiny_vit(),
@@ -59,16 +84,29 @@ def main() -> None:
                 num_train_epochs=options.epochs,
                 save_strategy="epoch",
                 ddp_find_unused_parameters=False,
-                **extra,
+                log_level="info",
+                log_level_replica="info",
+                **SETTINGS[name],
             ),
             train_dataset=dataset.with_transform(transform),
         )
-        trainer.train()
-        rank = trainer.args.process_index
-        original_save(trainer.sada_state, output / name / f"rank{rank}")
-        (output / name / f"rank{rank}.json").write_text(
-            json.dumps({"world_size": trainer.args.world_size, "saves": saves})
-        )
+        checkpoint = None
+        if name == "resumed":
+            plain = Path(options.resume_from) if options.resume_from else output / "plain"
+            steps = json.loads((plain / "rank0.json").read_text())["steps_per_epoch"]
+            checkpoint = str(plain / f"checkpoint-{2 * steps}")
+        trainer.train(resume_from_checkpoint=checkpoint)
+        state, rank = trainer.sada_state, trainer.args.process_index
+        original["save"](state, output / name / "final", rank == 0)
+        replicated = {"strengths": state.strengths, "variance": state.variance, "visits": state.visits}
+        stored = {f"reference.{k}": v.contiguous() for k, v in reference["store"].state_dict().items()}
+        save_file({**replicated, **stored}, str(output / name / f"rank{rank}.safetensors"))
+        record = {
+            "world_size": trainer.args.world_size,
+            "saves": saves,
+            "steps_per_epoch": trainer.state.max_steps // options.epochs,
+        }
+        (output / name / f"rank{rank}.json").write_text(json.dumps(record))
         saves.clear()
 
 

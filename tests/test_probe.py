@@ -14,7 +14,6 @@ from transformers import Trainer
 
 from sada_hf import SADAConfig, SADATrainer, SADATransform, TransformEpochCallback, data_map
 from sada_hf.dynamics import DYNAMICS_DIR
-from sada_hf.probe import owned_indices
 
 from conftest import tiny_resnet, tiny_vit, training_args
 from reporting_transform import ReportingTransform
@@ -184,11 +183,3 @@ def test_dynamics_load_with_datasets_and_make_a_data_map(tmp_path, cifar_train):
 def test_data_map_without_dynamics_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="influence='probe'"):
         data_map(tmp_path)
-
-
-@pytest.mark.parametrize("world_size", [1, 2, 3])
-@pytest.mark.parametrize("num_examples", [300, 301])
-def test_owned_indices_cover_every_example_once(world_size, num_examples):
-    parts = [owned_indices(num_examples, rank, world_size) for rank in range(world_size)]
-    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(num_examples))
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1

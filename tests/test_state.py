@@ -265,3 +265,26 @@ def test_epoch_end_probes(probe_every, due):
         state.end_epoch()
     assert seen == due
     assert not SADAState(N, K, SADAConfig(augmentation_seed=0)).probe_due_at_epoch_end()
+
+
+def test_a_format_version_2_state_still_resumes(tmp_path):
+    """sada_hf 0.2 wrote one process's whole store and no per-example copies; it must keep resuming."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    state = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5))
+    run_epochs(state, 3)
+    state.save(tmp_path)
+    path = str(tmp_path / STATE_FILE)
+    with safe_open(path, framework="pt") as handle:
+        metadata = json.loads(handle.metadata()["metadata"])
+        tensors = {name: handle.get_tensor(name) for name in handle.keys() if not name.startswith("examples.")}
+    del metadata["world_size"]
+    header = {"format": "sada_hf.state", "format_version": "2", "metadata": json.dumps(metadata)}
+    save_file(tensors, path, metadata=header)
+
+    restored = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5))
+    assert restored.load(tmp_path) == []
+    assert_same_state(restored, state)
+    torch.testing.assert_close(restored.variance, state.variance, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(restored.visits, state.visits)

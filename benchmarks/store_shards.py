@@ -1,0 +1,200 @@
+"""What the sharded store saves: memory per process and one epoch's store traffic, against the replicated store.
+
+    python benchmarks/store_shards.py run --processes 1 2 4   # appends to results/store_shards.jsonl
+    python benchmarks/store_shards.py table
+    python benchmarks/store_shards.py memory                  # bytes per process at scale, from the code
+
+The store alone (no model): W CPU processes on gloo, N examples, K classes, each process observing its
+N / W examples of an epoch in batches of B random logits, then one publication. Three ways:
+- replicated (sada_hf 0.2): every process keeps all N rows; each step all-gathers every process's logits
+  and every process applies all of them;
+- sharded, gather-then-filter (what SADATrainer does): the same gather, each process keeps its own rows;
+- sharded, all-to-all: each batch's rows go only to the process that owns them (sizes exchanged first).
+Timed: the second epoch (the first has no KL to compute), traffic plus store updates, then the publication
+(every process's V, visits and certainty put together). The random logits are drawn outside the timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from sada_hf import SADAConfig, SADAState
+from sada_hf.sharding import Shard
+
+RESULTS = Path(__file__).parent / "results" / "store_shards.jsonl"
+MODES = ("replicated", "sharded-gather", "sharded-all-to-all")
+
+
+def all_gather(tensor: torch.Tensor) -> torch.Tensor:
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
+def gather_rows(indices: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every process's rows (equal batch sizes here, so no padding is needed)."""
+    return all_gather(indices), all_gather(logits)
+
+
+def route_rows(indices: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of this batch, and of every other process's, that this process owns (i % W)."""
+    world_size = dist.get_world_size()
+    order = torch.argsort(indices % world_size, stable=True)
+    indices, logits = indices[order], logits[order]
+    send = torch.bincount(indices % world_size, minlength=world_size)
+    receive = torch.empty_like(send)
+    dist.all_to_all_single(receive, send)
+    send, receive = send.tolist(), receive.tolist()
+    got_indices = indices.new_empty(sum(receive))
+    got_logits = logits.new_empty(sum(receive), logits.shape[1])
+    dist.all_to_all_single(got_indices, indices, receive, send)
+    dist.all_to_all_single(got_logits, logits, receive, send)
+    return got_indices, got_logits
+
+
+def worker(rank: int, world_size: int, options: argparse.Namespace, mode: str, port: int, queue) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    n, k, batch = options.examples, options.labels, options.batch_size
+    config = SADAConfig(augmentation_seed=0, normalization="rank")
+    if mode == "replicated":
+        state = SADAState(n, k, config)
+    else:
+        state = SADAState(n, k, config, Shard(n, rank, world_size), all_gather)
+    exchange = route_rows if mode == "sharded-all-to-all" else gather_rows
+    generator = torch.Generator().manual_seed(rank)
+    seconds = {}
+    for epoch in range(2):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch))
+        mine = order[rank::world_size][: (n // world_size // batch) * batch]  # equal full batches everywhere
+        state.begin_epoch()
+        traffic, received = 0.0, 0
+        for indices in mine.split(batch):
+            logits = torch.randn(len(indices), k, generator=generator) * 3
+            start = time.perf_counter()
+            rows = exchange(indices, logits)
+            state.observe(*rows)
+            traffic += time.perf_counter() - start
+            received += rows[0].numel() * 8 + rows[1].numel() * 4
+        dist.barrier()
+        start = time.perf_counter()
+        state.end_epoch()
+        seconds = {"epoch_traffic_s": traffic, "publication_s": time.perf_counter() - start, "received": received}
+    queue.put(
+        {
+            "rank": rank,
+            **seconds,
+            "store_bytes": state.store.nbytes,
+            "shared_bytes": state.shared_nbytes,
+            "visits": int(state.visits.sum()),
+        }
+    )
+    dist.destroy_process_group()
+
+
+def run(options: argparse.Namespace) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    context = mp.get_context("spawn")
+    port = 29600
+    for world_size in options.processes:
+        for mode in MODES if world_size > 1 else ("replicated",):
+            queue = context.Queue()
+            port += 1
+            processes = [
+                context.Process(target=worker, args=(rank, world_size, options, mode, port, queue))
+                for rank in range(world_size)
+            ]
+            for process in processes:
+                process.start()
+            ranks = sorted((queue.get() for _ in processes), key=lambda r: r["rank"])
+            for process in processes:
+                process.join()
+                if process.exitcode != 0:
+                    raise RuntimeError(f"{mode} with {world_size} processes failed (exit code {process.exitcode}).")
+            row = {
+                "processes": world_size,
+                "mode": "one process" if world_size == 1 else mode,
+                "examples": options.examples,
+                "labels": options.labels,
+                "batch_size": options.batch_size,
+                "store_bytes_per_process": max(r["store_bytes"] for r in ranks),
+                "shared_bytes_per_process": ranks[0]["shared_bytes"],
+                "received_bytes_per_process": max(r["received"] for r in ranks),  # one epoch's rows
+                "epoch_traffic_s": max(r["epoch_traffic_s"] for r in ranks),  # the slowest process sets the pace
+                "publication_s": max(r["publication_s"] for r in ranks),
+                "visits": ranks[0]["visits"],  # the same in every mode: each example recorded once per epoch
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+                "date": time.strftime("%Y-%m-%d"),
+                "command": f"python benchmarks/store_shards.py run --processes {world_size} --examples "
+                f"{options.examples} --labels {options.labels} --batch-size {options.batch_size}",
+            }
+            with RESULTS.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+
+
+def table(options: argparse.Namespace) -> None:
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
+    print(f"N = {rows[-1]['examples']:,} examples, K = {rows[-1]['labels']} classes, {rows[-1]['machine']}\n")
+    print(
+        "| processes | store | store MiB / process | per-example vectors MiB / process | rows received MiB / epoch "
+        "| epoch traffic + updates s | publication s |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['processes']} | {row['mode']} | {row['store_bytes_per_process'] / 2**20:,.0f} | "
+            f"{row['shared_bytes_per_process'] / 2**20:.1f} | {row['received_bytes_per_process'] / 2**20:,.0f} | "
+            f"{row['epoch_traffic_s']:.2f} | {row['publication_s']:.2f} |"
+        )
+
+
+DATASETS = {"CIFAR-10": (50_000, 10), "ImageNet-1k": (1_281_167, 1000), "ImageNet-21k": (14_197_122, 21_841)}
+
+
+def memory(options: argparse.Namespace) -> None:
+    """Per-process bytes for well-known datasets, measured on small stores (bytes per owned row and per
+    example of the vectors every process keeps are exact, so they extrapolate)."""
+    print(
+        "| dataset | N | K | store dtype | W = 1 | W = 8 | W = 64 | + per-example vectors on every process |\n"
+        "|---|---:|---:|---|---:|---:|---:|---:|"
+    )
+    for name, (n, k) in DATASETS.items():
+        for dtype in ("float32", "float16"):
+            config = SADAConfig(augmentation_seed=0, store_dtype=dtype)
+            one, two = (SADAState(size, k, config) for size in (1, 2))
+            per_row, fixed = two.store.nbytes - one.store.nbytes, 2 * one.store.nbytes - two.store.nbytes
+            per_example = two.shared_nbytes - one.shared_nbytes
+            cells = [_gib(fixed + per_row * Shard(n, 0, w).size) for w in (1, 8, 64)]
+            print(f"| {name} | {n:,} | {k:,} | {dtype} | {' | '.join(cells)} | {_gib(per_example * n)} |")
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:,.1f} GiB" if size >= 2**30 else f"{size / 2**20:,.1f} MiB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    runner = commands.add_parser("run")
+    runner.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
+    runner.add_argument("--examples", type=int, default=200_000)
+    runner.add_argument("--labels", type=int, default=1000)
+    runner.add_argument("--batch-size", type=int, default=256, help="per process")
+    commands.add_parser("table")
+    commands.add_parser("memory")
+    options = parser.parse_args()
+    {"run": run, "table": table, "memory": memory}[options.command](options)
+
+
+if __name__ == "__main__":
+    main()

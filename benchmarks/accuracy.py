@@ -88,6 +88,7 @@ def setting(options: argparse.Namespace) -> dict:
         "model": options.model,
         "examples_per_class": options.examples_per_class,
         "imbalance_ratio": options.imbalance_ratio,
+        **({"label_noise": options.label_noise} if options.label_noise else {}),
         "epochs": options.epochs,
         "config_overrides": options.config_overrides or flags[flags.index("--config_overrides") + 1],
         "learning_rate": options.learning_rate,
@@ -104,6 +105,7 @@ def recipe(options: argparse.Namespace) -> list[str]:
         "--builtin_dataset", "cifar10",
         "--examples_per_class", str(options.examples_per_class),
         *(["--imbalance_ratio", str(options.imbalance_ratio)] if options.imbalance_ratio else []),
+        *(["--label_noise", options.label_noise] if options.label_noise else []),
         "--num_train_epochs", str(options.epochs),
         "--learning_rate", str(options.learning_rate),
         "--weight_decay", "0.05",
@@ -172,10 +174,13 @@ def strength_diagnostics(output_dir: str, options: argparse.Namespace, seed: int
     from transformers import AutoModelForImageClassification
 
     from sada_hf import EvalTransform
-    from sada_hf.data import load_cifar10
+    from sada_hf.data import load_cifar10, with_label_noise
 
     strengths = pq.read_table(Path(output_dir, "sada_examples.parquet")).column("strength").to_numpy()
     train = load_cifar10("train", options.examples_per_class, seed=seed, imbalance_ratio=options.imbalance_ratio)
+    if options.label_noise:  # the labels it was trained on
+        kind, _, rate = options.label_noise.partition(":")
+        train = with_label_noise(train, kind, float(rate), seed)
     model = AutoModelForImageClassification.from_pretrained(output_dir).eval()
     transform = EvalTransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
     labels = torch.tensor(train["label"])
@@ -206,6 +211,7 @@ def key(row: dict) -> tuple:
             "model",
             "examples_per_class",
             "imbalance_ratio",
+            "label_noise",
             "epochs",
             "config_overrides",
             "learning_rate",
@@ -239,8 +245,9 @@ def table(options: argparse.Namespace) -> None:
     for row in rows:
         groups[key(row)[:-2], row["strategy"]].append(row)
     for comparison in sorted({setting for setting, _ in groups}, key=str):
-        model, per_class, ratio, epochs, overrides, lr, window = comparison
+        model, per_class, ratio, noise, epochs, overrides, lr, window = comparison
         data = f"{per_class} images per class" + (f", long-tailed (imbalance ratio {ratio:g})" if ratio else "")
+        data += f", label noise {noise}" if noise else ""
         print(f"\n#### {model} ({overrides}), {data}, {epochs} epochs, lr {lr}, window {window}\n")
         print(
             "| strategy | mean strength | test accuracy (%) | seeds | minutes per run (median) | Spearman(strength, loss) "
@@ -315,6 +322,7 @@ def main() -> None:
     runner.add_argument("--config-overrides", default=None)
     runner.add_argument("--examples-per-class", type=int, default=500)
     runner.add_argument("--imbalance-ratio", type=float, default=None, help="long-tailed (CIFAR-10-LT): 100")
+    runner.add_argument("--label-noise", default=None, help="flipped training labels, e.g. symmetric:0.2")
     runner.add_argument("--epochs", type=int, default=80)
     runner.add_argument("--learning-rate", type=float, default=2e-3)
     runner.add_argument("--batch-size", type=int, default=128)

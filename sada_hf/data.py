@@ -83,6 +83,40 @@ def load_cifar10(
     return datasets.Dataset.from_dict({"image": images, "label": labels[rows]}, features=features)
 
 
+# Asymmetric label noise on CIFAR-10 (Patrini et al. 2017): each class flips to its look-alike.
+CIFAR10_LOOK_ALIKES = {"truck": "automobile", "bird": "airplane", "deer": "horse", "cat": "dog", "dog": "cat"}
+LABEL_NOISE_KINDS = ("symmetric", "asymmetric")
+
+
+def with_label_noise(
+    dataset: datasets.Dataset, kind: str, rate: float, seed: int = 0, label_column: str = "label"
+) -> datasets.Dataset:
+    """`dataset` with a seeded share `rate` of its labels flipped, and the labels as they were in a new column
+    `clean_label` (to measure label-error finders). 'symmetric': `rate` of all examples get another class,
+    drawn uniformly; 'asymmetric': `rate` of the examples of each CIFAR-10 class with a look-alike get it
+    (truck -> automobile, bird -> airplane, deer -> horse, cat <-> dog)."""
+    if kind not in LABEL_NOISE_KINDS or not 0 < rate < 1:
+        raise ValueError(
+            f"Label noise must be one of {LABEL_NOISE_KINDS} with a rate in (0, 1), got {kind!r}, {rate!r}."
+        )
+    feature = dataset.features[label_column]
+    names = list(feature.names)
+    clean = np.asarray(dataset[label_column], dtype=np.int64)
+    noisy = clean.copy()
+    rng = np.random.default_rng([seed, 7919])
+    if kind == "symmetric":
+        flipped = rng.choice(len(clean), round(rate * len(clean)), replace=False)
+        noisy[flipped] = (clean[flipped] + rng.integers(1, len(names), size=len(flipped))) % len(names)
+    else:
+        if not set(CIFAR10_LOOK_ALIKES) <= set(names):
+            raise ValueError(f"Asymmetric label noise needs CIFAR-10's classes; this dataset has {names}.")
+        for source, target in CIFAR10_LOOK_ALIKES.items():
+            rows = np.flatnonzero(clean == names.index(source))
+            noisy[rng.choice(rows, round(rate * len(rows)), replace=False)] = names.index(target)
+    dataset = dataset.add_column("clean_label", clean).cast_column("clean_label", feature)
+    return dataset.remove_columns(label_column).add_column(label_column, noisy).cast_column(label_column, feature)
+
+
 def load_digits(validation_fraction: float = 0.2, seed: int = 0) -> datasets.DatasetDict:
     """scikit-learn's bundled handwritten digits (1,797 8x8 grayscale images, 10 classes) as
     `train` / `validation` splits (stratified, seeded) with `image` and `label` columns. Offline."""

@@ -28,7 +28,7 @@ from transformers import (
 )
 
 from .config import SADAConfig
-from .data import find_cifar10, load_cifar10, load_digits
+from .data import LABEL_NOISE_KINDS, find_cifar10, load_cifar10, load_digits, with_label_noise
 from .transform import CROPS, EvalTransform, SADATransform
 
 if TYPE_CHECKING:
@@ -113,6 +113,14 @@ class DataArguments:
             "1000) of class 0 down to that many / ratio of class 9, exponentially (100: 1000 ... 10)."
         },
     )
+    label_noise: str | None = field(
+        default=None,
+        metadata={
+            "help": "Flip a seeded share of the training labels to test label-error finding: 'symmetric:0.2' (20% "
+            "to another class, uniformly) or 'asymmetric:0.2' (cifar10: 20% of truck, bird, deer, cat, dog to "
+            "automobile, airplane, horse, dog, cat). The labels before flipping go to a `clean_label` column."
+        },
+    )
     train_val_split: float = field(
         default=0.15, metadata={"help": "Fraction of the training split held out when there is no evaluation split."}
     )
@@ -131,6 +139,17 @@ class DataArguments:
     def __post_init__(self) -> None:
         if self.dataset_name and (self.train_dir or self.validation_dir):
             raise ValueError("Give either --dataset_name or --train_dir/--validation_dir, not both.")
+        if self.label_noise is not None:
+            kind, _, rate = self.label_noise.partition(":")
+            try:
+                valid = kind in LABEL_NOISE_KINDS and 0 < float(rate) < 1
+            except ValueError:
+                valid = False
+            if not valid:
+                raise ValueError(
+                    f"--label_noise must be KIND:RATE with KIND in {LABEL_NOISE_KINDS} and 0 < RATE < 1 (e.g. "
+                    f"'symmetric:0.2'), got {self.label_noise!r}."
+                )
 
     @property
     def uses_builtin(self) -> bool:
@@ -167,6 +186,9 @@ def load_splits(data: DataArguments, seed: int = 0, cache_dir: str | None = None
     for name, limit in (("train", data.max_train_samples), ("validation", data.max_eval_samples)):
         if limit is not None:
             splits[name] = splits[name].shuffle(seed=seed).select(range(min(limit, len(splits[name]))))
+    if data.label_noise is not None:
+        kind, _, rate = data.label_noise.partition(":")
+        splits["train"] = with_label_noise(splits["train"], kind, float(rate), seed, data.label_column_name)
     return splits
 
 

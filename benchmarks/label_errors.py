@@ -1,0 +1,298 @@
+"""Label errors found from one training run: SADA's probe AUM against the `aum` package and cleanlab.
+
+    pip install -e ".[benchmarks]"        # aum and cleanlab: benchmark dependencies only
+    python benchmarks/label_errors.py run --label-noise symmetric:0.2 --seeds 0 1 2
+    python benchmarks/label_errors.py table
+
+CIFAR-10 (500 images per class by default) with a seeded share of its training labels flipped
+(`sada-hf train --label_noise`, which keeps the true labels in `clean_label`), the accuracy benchmark's
+model and recipe. Per seed, three finders rank the training examples from most to least suspicious:
+- `sada-probe`: one probe SADA run (`probe_rank`); the ranking `sada-hf label-issues` prints (AUM over
+  the probes' clean-view margins), and its rule AUM < 0;
+- `aum-package`: the `aum` package's AUMCalculator fed the same run's training-step logits (AUM as its
+  paper computes it, on augmented views), from the same single run;
+- `cleanlab-5-fold`: cleanlab's label-quality score and `find_label_issues` from 5-fold cross-validated
+  probabilities (5 more trainings on 4/5 of the data each, TrivialAugment, the same recipe).
+Scores: AUROC of the ranking for "flipped", precision at k = the true number of flips, and the
+precision and recall of each finder's own cut-off. Minutes are wall-clock training time per finder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import MODELS, STRATEGIES, recipe  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
+FINDERS = ("sada-probe", "aum-package", "cleanlab-5-fold")
+
+
+def train_argv(options: argparse.Namespace, strategy: str, seed: int, output_dir: str) -> list[str]:
+    return [
+        *MODELS[options.model],
+        *recipe(options),
+        *STRATEGIES[strategy],
+        "--seed", str(seed),
+        "--output_dir", output_dir,
+    ]  # fmt: skip
+
+
+def scores(flipped: np.ndarray, suspicion: np.ndarray, flagged: np.ndarray) -> dict:
+    """AUROC of `suspicion` (higher: more likely flipped), precision at k = number flipped, and the
+    precision and recall of the boolean cut-off `flagged`."""
+    from sklearn.metrics import roc_auc_score
+
+    k = int(flipped.sum())
+    top = np.argsort(-suspicion, kind="stable")[:k]
+    return {
+        "auroc": float(roc_auc_score(flipped, suspicion)),
+        "precision_at_k": float(flipped[top].mean()),
+        "k": k,
+        "flagged": int(flagged.sum()),
+        "cutoff_precision": float(flipped[flagged].mean()) if flagged.any() else float("nan"),
+        "cutoff_recall": float(flagged[flipped].mean()),
+    }
+
+
+def noisy_training_split(argv: list[str]):
+    """The training split the job builds from `argv` (same data arguments and seed), with `clean_label`."""
+    from sada_hf.cli import parse_train_arguments
+    from sada_hf.job import load_splits
+
+    model_args, data_args, sada_config, training_args = parse_train_arguments(argv)
+    return load_splits(data_args, seed=training_args.seed)["train"]
+
+
+def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
+    """`sada-probe` and `aum-package` from one probe SADA run."""
+    from aum import AUMCalculator
+
+    from sada_hf import SADATrainer, label_issues
+    from sada_hf.cli import train
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        argv = train_argv(options, "probe_rank", seed, output_dir)
+        calculator = AUMCalculator(output_dir, compressed=True)
+        compute_loss = SADATrainer.compute_loss
+
+        def recording(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            indices, labels = inputs.get(self._index_column), inputs.get("labels")
+            loss, outputs = compute_loss(self, model, inputs, True, num_items_in_batch)
+            if model.training:
+                logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+                calculator.update(logits.detach().float().cpu(), labels.cpu(), indices.tolist())
+            return (loss, outputs) if return_outputs else loss
+
+        SADATrainer.compute_loss = recording
+        start = time.time()
+        try:
+            metrics = train(argv)
+        finally:
+            SADATrainer.compute_loss = compute_loss
+        minutes = (time.time() - start) / 60
+        calculator.finalize(output_dir)
+        split = noisy_training_split(argv)
+        flipped = np.asarray(split["label"]) != np.asarray(split["clean_label"])
+
+        issues = label_issues(output_dir).sort("index")
+        ours = np.asarray(issues["aum"], dtype=np.float64)
+        package = np.full(len(flipped), np.nan)
+        with open(Path(output_dir, "aum_values.csv")) as handle:
+            next(handle)
+            for line in handle:
+                index, value = line.strip().split(",")
+                package[int(index)] = float(value)
+        if np.isnan(package).any():
+            raise RuntimeError(f"The aum package has no AUM for {int(np.isnan(package).sum())} training examples.")
+    command = "sada-hf train " + shlex.join(argv[:-2])
+    return [
+        {
+            "finder": "sada-probe",
+            **scores(flipped, -ours, np.asarray(issues["suspect"])),
+            "minutes": minutes,
+            "trainings": 1,
+            "accuracy": metrics["eval_accuracy"],
+            "command": command,
+        },
+        {
+            "finder": "aum-package",
+            **scores(flipped, -package, package < 0),
+            "minutes": minutes,
+            "trainings": 1,
+            "command": command + "  # + aum.AUMCalculator on the training-step logits",
+        },
+    ]
+
+
+def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict:
+    """`cleanlab-5-fold`: out-of-fold probabilities from `folds` trainings with TrivialAugment."""
+    import torch
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+    from sklearn.model_selection import StratifiedKFold
+    from transformers import set_seed
+
+    from sada_hf import SADATrainer
+    from sada_hf.cli import parse_train_arguments
+    from sada_hf.job import build_model_and_processor, build_transforms, label_names
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        argv = train_argv(options, "trivialaugment", seed, output_dir)
+        model_args, data_args, sada_config, training_args = parse_train_arguments(argv)
+        split = noisy_training_split(argv)
+        labels = np.asarray(split["label"])
+        names = label_names(split, data_args.label_column_name)
+        probabilities = np.zeros((len(labels), len(names)))
+        start = time.time()
+        for fit, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels):
+            set_seed(seed)
+            model, processor = build_model_and_processor(model_args, names)
+            train_transform, eval_transform = build_transforms(data_args, processor, sada_config)
+            trainer = SADATrainer(
+                model=model,
+                args=training_args,
+                train_dataset=split.select(fit).with_transform(train_transform),
+                sada_config=sada_config,
+            )
+            trainer.train()
+            logits = trainer.predict(split.select(held_out).with_transform(eval_transform)).predictions
+            probabilities[held_out] = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+        minutes = (time.time() - start) / 60
+    flipped = labels != np.asarray(split["clean_label"])
+    quality = get_label_quality_scores(labels, probabilities)
+    flagged = find_label_issues(labels, probabilities)
+    return {
+        "finder": "cleanlab-5-fold",
+        **scores(flipped, -quality, flagged),
+        "minutes": minutes,
+        "trainings": folds,
+        "command": "sada-hf train " + shlex.join(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5",
+    }
+
+
+def key(row: dict) -> tuple:
+    return tuple(row.get(k) for k in ("model", "examples_per_class", "label_noise", "epochs", "finder", "seed"))
+
+
+def run(options: argparse.Namespace) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    done = {key(json.loads(line)) for line in RESULTS.read_text().splitlines()} if RESULTS.exists() else set()
+    common = {
+        "model": options.model,
+        "examples_per_class": options.examples_per_class,
+        "label_noise": options.label_noise,
+        "epochs": options.epochs,
+    }
+    for seed in options.seeds:
+        jobs = {"sada-probe": one_probe_run, "cleanlab-5-fold": cleanlab_run}
+        for finder, job in jobs.items():
+            if key({**common, "finder": finder, "seed": seed}) in done:
+                continue
+            produced = job(options, seed)
+            for row in produced if isinstance(produced, list) else [produced]:
+                row = {
+                    **common,
+                    **row,
+                    "seed": seed,
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                    "date": time.strftime("%Y-%m-%d"),
+                }
+                with RESULTS.open("a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                print(
+                    f"{row['finder']:16s} seed {seed}: AUROC {row['auroc']:.3f}, P@k {row['precision_at_k']:.3f}, "
+                    f"{row['minutes']:.1f} min",
+                    flush=True,
+                )
+
+
+def table(options: argparse.Namespace) -> None:
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
+    groups = defaultdict(list)
+    for row in rows:
+        groups[key(row)[:4]].append(row)
+    for (model, per_class, noise, epochs), group in sorted(groups.items(), key=str):
+        print(f"\n#### {model}, {per_class} images per class, label noise {noise}, {epochs} epochs\n")
+        print(
+            "| finder | AUROC | precision at k | own cut-off: flagged / precision / recall | seeds "
+            "| trainings | minutes (median) |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for finder in FINDERS:
+            runs = [r for r in group if r["finder"] == finder]
+            if not runs:
+                continue
+
+            cutoff = (
+                f"{statistics.mean(r['flagged'] for r in runs):.0f} / {statistics.mean(r['cutoff_precision'] for r in runs):.2f}"
+                f" / {statistics.mean(r['cutoff_recall'] for r in runs):.2f}"
+            )
+            print(
+                f"| {finder} | {_mean_std(runs, 'auroc')} | {_mean_std(runs, 'precision_at_k')} | {cutoff} | {len(runs)} "
+                f"| {runs[0]['trainings']} | {statistics.median(r['minutes'] for r in runs):.1f} |"
+            )
+        ours = {r["seed"]: r for r in group if r["finder"] == "sada-probe"}
+        for other in FINDERS[1:]:
+            theirs = {r["seed"]: r for r in group if r["finder"] == other}
+            seeds = sorted(set(ours) & set(theirs))
+            if seeds:
+                differences = " / ".join(f"{ours[s]['auroc'] - theirs[s]['auroc']:+.3f}" for s in seeds)
+                print(f"\nAUROC, sada-probe - {other}, per seed: {differences}")
+        k = statistics.mean(r["k"] for r in group)
+        accuracy = [100 * r["accuracy"] for r in group if "accuracy" in r]
+        print(
+            f"\nFlipped labels: {k:.0f} of {10 * per_class}. Test accuracy of the probe SADA run: "
+            f"{statistics.mean(accuracy):.2f}% ({len(accuracy)} seeds)."
+        )
+    if rows:
+        print(
+            f"\nCommand of the last probe run: `{next(r for r in reversed(rows) if r['finder'] == 'sada-probe')['command']}`"
+        )
+        print(
+            f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
+        )
+
+
+def _mean_std(runs: list[dict], name: str) -> str:
+    values = [r[name] for r in runs]
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    runner = commands.add_parser("run")
+    runner.add_argument("--model", choices=[m for m in MODELS if m != "digits"], default="resnet")
+    runner.add_argument("--examples-per-class", type=int, default=500)
+    runner.add_argument("--label-noise", default="symmetric:0.2")
+    runner.add_argument("--epochs", type=int, default=40)
+    runner.add_argument("--learning-rate", type=float, default=2e-3)
+    runner.add_argument("--batch-size", type=int, default=128)
+    runner.add_argument("--window", type=int, default=10)
+    runner.add_argument("--workers", type=int, default=1)
+    runner.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    commands.add_parser("table")
+    options = parser.parse_args()
+    if options.command == "run":
+        options.imbalance_ratio, options.config_overrides = None, None  # what `recipe` reads
+        run(options)
+    else:
+        table(options)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ from .transform import EvalTransform, SADATransform
 if TYPE_CHECKING:
     from .trainer import SADATrainer, TransformEpochCallback
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "EvalTransform",

@@ -73,10 +73,11 @@ class SADAConfig:
 
     # From variance to strength
     normalization: str = field(
-        default="minmax",
+        default="rank",
         metadata={
-            "help": "How variances become strengths: 'minmax' (the paper; heavy-tailed V puts most strengths "
-            "near the extreme) or 'rank' (uniform strengths in [0, 1], same ordering).",
+            "help": "How variances become strengths: 'rank' (uniform strengths in [0, 1], TrivialAugment's mean "
+            "amount, the variance's ordering) or 'minmax' (the paper; heavy-tailed V puts most strengths near the "
+            "extreme: 1.5 points below TrivialAugment on the README's benchmark).",
             "choices": list(NORMALIZATIONS),
         },
     )

@@ -42,7 +42,7 @@ def test_strengths_appear_after_the_third_visit():
     assert [h.warmup_fraction for h in state.history] == [1.0, 1.0]
     run_epochs(state, 1)
     assert not torch.isnan(state.strengths).any()
-    expected = variance_strengths(state.variance, "minmax", "stable_strong")
+    expected = variance_strengths(state.variance, "rank", "stable_strong")  # the default
     assert torch.equal(state.strengths, expected)
 
 
@@ -99,7 +99,7 @@ def test_strategies_publish_what_they_promise(strategy):
     state = SADAState(N, K, SADAConfig(augmentation_seed=0, strategy=strategy))
     initial = state.strengths
     run_epochs(state, 4)
-    sada = variance_strengths(state.variance, "minmax", "stable_strong")
+    sada = variance_strengths(state.variance, "rank", "stable_strong")
     published = state.strengths
     if strategy == "sada":
         assert torch.equal(published, sada)

@@ -8,8 +8,9 @@ The store alone (no model): W CPU processes on gloo, N examples, K classes, each
 N / W examples of an epoch in batches of B random logits, then one publication. Three ways:
 - replicated (sada_hf 0.2): every process keeps all N rows; each step all-gathers every process's logits
   and every process applies all of them;
-- sharded, gather-then-filter (what SADATrainer does): the same gather, each process keeps its own rows;
-- sharded, all-to-all: each batch's rows go only to the process that owns them (sizes exchanged first).
+- sharded, gather-then-filter: the same gather, each process keeps its own rows;
+- sharded, all-to-all (what SADATrainer does, `sada_hf.sharding.route_to_owners`): each batch's rows go
+  only to the process that owns them (sizes exchanged first).
 Timed: the second epoch (the first has no KL to compute), traffic plus store updates, then the publication
 (every process's V, visits and certainty put together). The random logits are drawn outside the timing.
 """
@@ -28,7 +29,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sada_hf import SADAConfig, SADAState
-from sada_hf.sharding import Shard
+from sada_hf.sharding import Shard, route_to_owners
 
 RESULTS = Path(__file__).parent / "results" / "store_shards.jsonl"
 MODES = ("replicated", "sharded-gather", "sharded-all-to-all")
@@ -45,22 +46,6 @@ def gather_rows(indices: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tens
     return all_gather(indices), all_gather(logits)
 
 
-def route_rows(indices: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rows of this batch, and of every other process's, that this process owns (i % W)."""
-    world_size = dist.get_world_size()
-    order = torch.argsort(indices % world_size, stable=True)
-    indices, logits = indices[order], logits[order]
-    send = torch.bincount(indices % world_size, minlength=world_size)
-    receive = torch.empty_like(send)
-    dist.all_to_all_single(receive, send)
-    send, receive = send.tolist(), receive.tolist()
-    got_indices = indices.new_empty(sum(receive))
-    got_logits = logits.new_empty(sum(receive), logits.shape[1])
-    dist.all_to_all_single(got_indices, indices, receive, send)
-    dist.all_to_all_single(got_logits, logits, receive, send)
-    return got_indices, got_logits
-
-
 def worker(rank: int, world_size: int, options: argparse.Namespace, mode: str, port: int, queue) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
@@ -70,7 +55,7 @@ def worker(rank: int, world_size: int, options: argparse.Namespace, mode: str, p
         state = SADAState(n, k, config)
     else:
         state = SADAState(n, k, config, Shard(n, rank, world_size), all_gather)
-    exchange = route_rows if mode == "sharded-all-to-all" else gather_rows
+    exchange = route_to_owners if mode == "sharded-all-to-all" else gather_rows
     generator = torch.Generator().manual_seed(rank)
     seconds = {}
     for epoch in range(2):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 # All-gather of equal-sized tensors, concatenated along dim 0 in rank order (`accelerator.gather`).
 AllGather = Callable[[torch.Tensor], torch.Tensor]
@@ -66,3 +67,22 @@ class Shard:
         per_rank = gathered.reshape(self.world_size, self.max_size, *local.shape[1:])
         # row j of rank r is example j * W + r: padding rows land past N and are cut off
         return per_rank.transpose(0, 1).reshape(-1, *local.shape[1:])[: self.num_examples]
+
+
+def route_to_owners(indices: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """All-to-all over the default process group: every process sends each (index, logits) row to the process
+    that owns it (index % W) and returns the rows it received, grouped by sending rank, each group in the
+    sender's order. Each process receives about 1/W of what an all-gather would bring it."""
+    world_size = dist.get_world_size()
+    owner = indices % world_size
+    order = torch.argsort(owner, stable=True)
+    indices, logits = indices[order].contiguous(), logits[order].contiguous()
+    send = torch.bincount(owner, minlength=world_size)
+    receive = torch.empty_like(send)
+    dist.all_to_all_single(receive, send)
+    send_sizes, receive_sizes = send.tolist(), receive.tolist()
+    got_indices = indices.new_empty(sum(receive_sizes))
+    got_logits = logits.new_empty((sum(receive_sizes), logits.shape[1]))
+    dist.all_to_all_single(got_indices, indices, receive_sizes, send_sizes)
+    dist.all_to_all_single(got_logits, logits, receive_sizes, send_sizes)
+    return got_indices, got_logits

@@ -33,7 +33,7 @@ class Examples:
 
     variance: torch.Tensor  # float32, the EMA V (NaN: undefined)
     visits: torch.Tensor  # int32, stored visits
-    certainty: torch.Tensor  # float32, 1 - H(p) / log K of the last prediction (NaN: never visited)
+    certainty: torch.Tensor  # float32, 1 - H(p) / log K of the last prediction (NaN: never visited, or unused)
 
 
 @dataclass
@@ -221,11 +221,12 @@ class SADAState:
         return stats
 
     def _gather_examples(self) -> Examples:
-        """Every process's V, visits and certainty put together in dataset order (one all-gather), and the
-        non-finite count summed over processes."""
+        """Every process's V, visits and (for strategies that read it) certainty put together in dataset
+        order (one all-gather), and the non-finite count summed over processes."""
         store = self.store
         local = torch.zeros(store.shard.size, 4, dtype=torch.float64)  # float64 holds each column exactly
-        local[:, 0], local[:, 1], local[:, 2] = store.variance, store.visits, store.certainty()
+        local[:, 0], local[:, 1] = store.variance, store.visits
+        local[:, 2] = store.certainty() if self.strategy.uses_certainty else math.nan
         if store.shard.size > 0:
             local[0, 3] = store.nonfinite_skipped  # each shard's count, once: the column sums to the total
         full = store.shard.gather(local, self._all_gather)

@@ -22,12 +22,15 @@ class Strategy:
         at_publication: new strengths from the per-example vectors every process holds (`Examples`: V,
             visits, certainty) after each epoch end or probe; None keeps what is published.
         applies_op: False for 'none' (base augmentation only).
+        uses_certainty: `at_publication` reads `Examples.certainty` (N x K work at each publication, so it
+            is computed only for the strategies that read it).
     """
 
     help: str
     at_reset: Callable[[int, torch.Generator], torch.Tensor]
     at_publication: Callable[..., torch.Tensor] | None
     applies_op: bool = True
+    uses_certainty: bool = False
 
 
 def _undefined(num_examples: int, generator: torch.Generator) -> torch.Tensor:
@@ -53,7 +56,9 @@ STRATEGIES: dict[str, Strategy] = {
         _undefined,
         _sada_shuffled,
     ),
-    "entropy": Strategy("1 - entropy / log K of the last prediction (EntAugment-style)", _undefined, _entropy),
+    "entropy": Strategy(
+        "1 - entropy / log K of the last prediction (EntAugment-style)", _undefined, _entropy, uses_certainty=True
+    ),
     "random": Strategy("one fixed uniform strength per example, drawn at the start", random_strengths, None),
     "trivialaugment": Strategy("every visit uses the warm-up strength (a fresh uniform draw)", _undefined, None),
     "none": Strategy("no SADA op, base augmentation only", _undefined, None, applies_op=False),

@@ -2,8 +2,8 @@
 
 For each setting it trains a tiny ViT with SADATrainer on 299 real CIFAR-10 images (divisible by neither
 2 nor 3), each process keeping only its own examples' store rows. Beside it, every rank feeds a
-one-process `InfluenceStore` with every row the trainer observed (a probe's rows gathered from all
-ranks), the reference the shards must add up to. Every rank then writes, under `<setting>/`:
+one-process `InfluenceStore` with every row any rank's store was given (gathered from all ranks), the
+reference the shards must add up to. Every rank then writes, under `<setting>/`:
 - `final/`: the sharded SADA state (each rank its shard, rank 0 the shared file),
 - `rank{r}.safetensors`: its reference store and its copies of strengths, V and visits,
 - `rank{r}.json`: world size and the directories its checkpoints' SADA state was saved to.
@@ -58,16 +58,17 @@ def main() -> None:
         saves.append(str(directory))
         original["save"](self, directory, write_shared)
 
-    def observe(self, indices, logits):  # training-step rows arrive gathered from every rank
-        reference["store"].update(indices, logits, self.epoch)
-        return original["observe"](self, indices, logits)
-
-    def observe_probe(self, indices, logits):  # a probe's rows are this rank's own: gather them here
+    def everyones(indices, logits):  # each rank's store gets only its own rows: gather them for the reference
         everyone = [None] * dist.get_world_size()
         dist.all_gather_object(everyone, (indices, logits))
-        reference["store"].update(
-            torch.cat([i for i, _ in everyone]), torch.cat([z for _, z in everyone]), self.probes_completed
-        )
+        return torch.cat([i for i, _ in everyone]), torch.cat([z for _, z in everyone])
+
+    def observe(self, indices, logits):
+        reference["store"].update(*everyones(indices, logits), self.epoch)
+        return original["observe"](self, indices, logits)
+
+    def observe_probe(self, indices, logits):
+        reference["store"].update(*everyones(indices, logits), self.probes_completed)
         return original["observe_probe"](self, indices, logits)
 
     SADAState.save, SADAState.observe, SADAState.observe_probe = recording_save, observe, observe_probe

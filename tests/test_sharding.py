@@ -194,3 +194,40 @@ def test_a_missing_shard_is_named_and_nothing_changes(tmp_path):
     with pytest.raises(ValueError, match=r"saved by 2 processes, but the shard of rank 1 .*rank-00001-of-00002"):
         state.load(tmp_path)
     assert int(state.visits.sum()) == 0 and int(state.store.visits.sum()) == 0
+
+
+def _route_worker(rank: int, world_size: int, port: int, results) -> None:
+    import torch.distributed as dist
+
+    from sada_hf.sharding import route_to_owners
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    generator = torch.Generator().manual_seed(rank)
+    indices = torch.randint(0, N, (17 + rank * 5,), generator=generator)  # uneven batch sizes, repeats
+    logits = torch.stack([indices.double(), torch.full_like(indices, rank).double()], dim=1)
+    got_indices, got_logits = route_to_owners(indices, logits)
+    results.put((rank, indices, got_indices, got_logits))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_route_to_owners_delivers_every_row_to_its_owner_once(world_size):
+    import torch.multiprocessing as mp
+
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    port = 29700 + world_size
+    processes = [context.Process(target=_route_worker, args=(r, world_size, port, results)) for r in range(world_size)]
+    for process in processes:
+        process.start()
+    outputs = sorted((results.get(timeout=120) for _ in processes), key=lambda output: output[0])
+    for process in processes:
+        process.join()
+    sent = {rank: indices for rank, indices, _, _ in outputs}
+    for rank, _, got_indices, got_logits in outputs:
+        assert bool((got_indices % world_size == rank).all())  # only rows it owns
+        assert torch.equal(got_logits[:, 0].long(), got_indices)  # each row's logits travel with its index
+        senders = got_logits[:, 1].long()
+        assert bool((torch.diff(senders) >= 0).all())  # grouped by sending rank
+        for sender, indices in sent.items():  # every row the sender had for this owner, in the sender's order
+            assert torch.equal(got_indices[senders == sender], indices[indices % world_size == rank])

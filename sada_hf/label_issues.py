@@ -14,8 +14,8 @@ import numpy as np
 from .dynamics import data_map
 
 SHEET = "sada_label_issues.png"
-# The given label was, on average over the probes, not the model's top class. A provisional rule: the
-# label-error benchmark is to choose between it and a rule fitted to the AUM distribution.
+# The given label was, on average over the probes, not the model's top class. Measured (README, label
+# errors): on CIFAR-10 with 20% flipped labels it catches 94% of the flips and over-flags in short runs.
 AUM_THRESHOLD = 0.0
 
 

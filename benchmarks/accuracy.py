@@ -55,7 +55,13 @@ STRATEGIES = {
     "probe_minmax": ["--strategy", "sada", "--influence", "probe", "--normalization", "minmax"],
 }
 # Paired comparisons reported per seed: (strategy, baseline).
-PAIRS = (("probe_rank", "trivialaugment"), ("probe_rank", "probe_shuffled"), ("probe_rank", "sada_rank"))
+PAIRS = (
+    ("probe_rank", "trivialaugment"),
+    ("probe_rank", "probe_shuffled"),
+    ("probe_rank", "sada_rank"),
+    ("probe_inverted", "probe_shuffled"),
+    ("probe_inverted", "trivialaugment"),
+)
 
 MODELS = {
     # Small models trained from scratch at 32 px; capacity chosen so that augmentation matters.

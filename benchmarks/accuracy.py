@@ -130,13 +130,19 @@ def recipe(options: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
+def train_argv(options: argparse.Namespace, strategy: str, seed: int, output_dir: str) -> list[str]:
+    """The `sada-hf train` arguments of one run: model, shared recipe, strategy flags, seed, output folder."""
+    argv = MODELS[options.model] + recipe(options) + STRATEGIES[strategy] + [
+        "--seed", str(seed), "--output_dir", output_dir,
+    ]  # fmt: skip
+    if options.config_overrides and options.model != "digits":
+        argv[argv.index("--config_overrides") + 1] = options.config_overrides
+    return argv
+
+
 def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as output_dir:
-        argv = MODELS[options.model] + recipe(options) + STRATEGIES[strategy] + [
-            "--seed", str(seed), "--output_dir", output_dir,
-        ]  # fmt: skip
-        if options.config_overrides and options.model != "digits":
-            argv[argv.index("--config_overrides") + 1] = options.config_overrides
+        argv = train_argv(options, strategy, seed, output_dir)
         start = time.time()
         process = subprocess.run(
             [sys.executable, "-m", "sada_hf.cli", "train", *argv],

@@ -34,20 +34,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import MODELS, STRATEGIES, recipe  # noqa: E402
+from accuracy import MODELS, train_argv  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
 FINDERS = ("sada-probe", "aum-package", "cleanlab-5-fold")
-
-
-def train_argv(options: argparse.Namespace, strategy: str, seed: int, output_dir: str) -> list[str]:
-    return [
-        *MODELS[options.model],
-        *recipe(options),
-        *STRATEGIES[strategy],
-        "--seed", str(seed),
-        "--output_dir", output_dir,
-    ]  # fmt: skip
 
 
 def scores(flipped: np.ndarray, suspicion: np.ndarray, flagged: np.ndarray) -> dict:

@@ -99,7 +99,7 @@ class InfluenceStore:
         indices, logits = _select(indices, logits, mine & finite)
         if indices.numel() == 0:
             return 0
-        indices = indices // self.shard.world_size  # local rows from here on
+        indices = self.shard.local_rows(indices)  # local rows from here on
         if torch.unique(indices).numel() != indices.numel():
             first = _first_occurrences(indices)
             indices, logits = indices[first], logits[first]
@@ -217,7 +217,7 @@ class InfluenceStore:
             nonfinite += int(state["nonfinite_skipped"])
             examples = torch.from_numpy(shard.indices())
             keep = self.shard.owns(examples)
-            rows = examples[keep] // self.shard.world_size
+            rows = self.shard.local_rows(examples[keep])
             for name in _ROW_TENSORS:
                 restored[name].index_copy_(0, rows, state[name][keep])
             covered[rows] = True

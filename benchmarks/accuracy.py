@@ -61,6 +61,7 @@ PAIRS = (
     ("probe_rank", "sada_rank"),
     ("probe_inverted", "probe_shuffled"),
     ("probe_inverted", "trivialaugment"),
+    ("probe_inverted", "sada_rank"),
 )
 
 MODELS = {

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import datasets
 from huggingface_hub import ModelCard
 
 from .dynamics import DYNAMICS_DIR
-from .label_issues import SHEET, label_issues
+from .label_issues import SHEET
 from .ops import MAGNITUDE_OPS
 from .plots import DATA_MAP_PLOT
 from .state import SADAState
@@ -21,8 +22,11 @@ _FROM_SCRATCH_WRONG = "This model is a fine-tuned version of [](https://huggingf
 _FROM_SCRATCH = "This model was trained from scratch on"
 
 
-def update_model_card(path: str | os.PathLike, state: SADAState, plots: Sequence[str] = ()) -> None:
-    """Add the `sada` tag and the SADA section to the card at `path` (replacing an earlier section).
+def update_model_card(
+    path: str | os.PathLike, state: SADAState, plots: Sequence[str] = (), issues: datasets.Dataset | None = None
+) -> None:
+    """Add the `sada` tag and the SADA section to the card at `path` (replacing an earlier section);
+    `issues` is the label-issue ranking (`rank_label_issues`) when probes left dynamics.
 
     A model built from a config has an empty `_name_or_path`, which the upstream card renders as a
     fine-tuned version of an empty link; such a card says "trained from scratch" instead.
@@ -34,13 +38,13 @@ def update_model_card(path: str | os.PathLike, state: SADAState, plots: Sequence
     text = card.text.replace(_FROM_SCRATCH_WRONG, _FROM_SCRATCH)
     if _SECTION_START in text:
         text = text[: text.index(_SECTION_START)] + text[text.index(_SECTION_END) + len(_SECTION_END) :]
-    card.text = text.rstrip() + "\n\n" + sada_section(state, plots, os.path.dirname(os.path.abspath(path))) + "\n"
+    card.text = text.rstrip() + "\n\n" + sada_section(state, plots, issues) + "\n"
     card.save(path)
 
 
-def sada_section(state: SADAState, plots: Sequence[str] = (), output_dir: str | os.PathLike | None = None) -> str:
-    """Markdown describing how SADA augmented this model's training data (and, when `output_dir` holds
-    probe dynamics and the plots include the contact sheet, its label-issue suspects)."""
+def sada_section(state: SADAState, plots: Sequence[str] = (), issues: datasets.Dataset | None = None) -> str:
+    """Markdown describing how SADA augmented this model's training data (and, given the label-issue
+    ranking and with the contact sheet among the plots, its label-issue suspects)."""
     config = state.config
     if config.influence == "probe":
         source = (
@@ -64,7 +68,7 @@ def sada_section(state: SADAState, plots: Sequence[str] = (), output_dir: str | 
         + (
             "Stable examples were augmented strongly, unstable ones mildly."
             if config.direction == "stable_strong"
-            else "Unstable examples were augmented strongly, stable ones mildly (inverted direction, an ablation)."
+            else "Unstable examples were augmented strongly, stable ones mildly (the inverted direction)."
         ),
         "",
         "### Configuration",
@@ -122,8 +126,7 @@ def sada_section(state: SADAState, plots: Sequence[str] = (), output_dir: str | 
             f'`datasets.load_dataset("parquet", data_files="{DYNAMICS_DIR}/*.parquet")`). Examples with low '
             "confidence and low variability are the first to check for label errors.",
         ]
-    if SHEET in plots and output_dir is not None:
-        issues = label_issues(output_dir)
+    if SHEET in plots and issues is not None:
         suspects = sum(issues["suspect"])
         lines += [
             "",

@@ -85,7 +85,8 @@ class SADAConfig:
         default="stable_strong",
         metadata={
             "help": "'stable_strong': low variance -> strong augmentation (the paper); 'unstable_strong' inverts "
-            "it (ablation).",
+            "it (with influence 'probe': 0.86 points over TrivialAugment on long-tailed CIFAR-10, level on "
+            "balanced; README).",
             "choices": list(DIRECTIONS),
         },
     )

@@ -392,13 +392,16 @@ class SADATrainer(Trainer):
         super().create_model_card(*args, **kwargs)
         if self.sada_state is None or not self.is_world_process_zero():
             return
-        plots = self.save_sada_plots()
-        update_model_card(os.path.join(self.args.output_dir, "README.md"), self.sada_state, plots)
+        plots, issues = self._draw_sada_plots(self.args.output_dir)
+        update_model_card(os.path.join(self.args.output_dir, "README.md"), self.sada_state, plots, issues)
 
     def save_sada_plots(self, output_dir: str | None = None) -> list[str]:
         """Draw the strength distribution per publication, the mean strength per class and (with probes)
         the data map as PNG files in `output_dir` (default: args.output_dir); returns their file names."""
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        return self._draw_sada_plots(output_dir if output_dir is not None else self.args.output_dir)[0]
+
+    def _draw_sada_plots(self, output_dir: str) -> tuple[list[str], datasets.Dataset | None]:
+        """`save_sada_plots`, also returning the label-issue ranking when probes left dynamics (read once)."""
         os.makedirs(output_dir, exist_ok=True)
         state = self.sada_state
         written = []
@@ -410,14 +413,14 @@ class SADATrainer(Trainer):
         path = os.path.join(output_dir, CLASS_STRENGTHS_PLOT)
         plot_class_strengths(state.strengths.numpy(), self._labels.numpy(), names, path)
         written.append(CLASS_STRENGTHS_PLOT)
-        if os.path.isdir(os.path.join(self.args.output_dir, DYNAMICS_DIR)):
-            stats = data_map(self.args.output_dir)  # read the dynamics once for both pictures
-            plot_data_map(stats, os.path.join(output_dir, DATA_MAP_PLOT))
-            images = self.train_dataset.with_format(None)[self._image_column]
-            top = rank_label_issues(stats).select(range(min(32, state.num_examples)))
-            contact_sheet(images, top, names, os.path.join(output_dir, SHEET))
-            written += [DATA_MAP_PLOT, SHEET]
-        return written
+        if not os.path.isdir(os.path.join(self.args.output_dir, DYNAMICS_DIR)):
+            return written, None
+        stats = data_map(self.args.output_dir)  # read the dynamics once for the pictures and the card
+        plot_data_map(stats, os.path.join(output_dir, DATA_MAP_PLOT))
+        issues = rank_label_issues(stats)
+        images = self.train_dataset.with_format(None)[self._image_column]
+        contact_sheet(images, issues.select(range(min(32, len(issues)))), names, os.path.join(output_dir, SHEET))
+        return written + [DATA_MAP_PLOT, SHEET], issues
 
     def label_issues(self) -> datasets.Dataset:
         """The training examples ranked from most to least likely mislabelled, from the probes' dynamics

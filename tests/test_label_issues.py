@@ -104,6 +104,7 @@ def test_the_command_on_the_main_jobs_output(tmp_path, capsys):
     assert len(table) == 5
     ranking = label_issues(tmp_path)
     assert [int(line.split("|")[2]) for line in table] == ranking["index"][:5]
+    assert f"{sum(ranking['suspect']):,} of {len(ranking):,} training examples" in card  # the card's count
     with Image.open(tmp_path / SHEET) as sheet:
         assert sheet.format == "PNG" and sheet.size[0] > 300
 

@@ -62,6 +62,7 @@ PAIRS = (
     ("probe_inverted", "probe_shuffled"),
     ("probe_inverted", "trivialaugment"),
     ("probe_inverted", "sada_rank"),
+    ("probe_minmax", "trivialaugment"),
 )
 
 MODELS = {

@@ -4,6 +4,11 @@
     python benchmarks/accuracy.py run --model resnet --examples-per-class 500 --epochs 80 --seeds 0 1 2
     python benchmarks/accuracy.py table
 
+    # the fine-tune regime: a ViT pretrained on the six animal classes (benchmarks/pretrain.py, made once
+    # and cached) fine-tuned on the four vehicle classes through --model_name_or_path
+    python benchmarks/accuracy.py run --model vit_finetune --examples-per-class 250 --epochs 10 \
+        --learning-rate 1e-4 --warmup 0.1 --batch-size 32 --window 5 --probe-every 0.25 --seeds 0 1 2 3 4
+
 Every run is one `sada-hf train` subprocess on the CIFAR-10 archive (`--builtin_dataset cifar10`):
 a seeded stratified subset for training, the full 10,000-image test set for evaluation, one
 recipe for all strategies; only the strategy flags differ. Strategies compared at the same amount
@@ -27,6 +32,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from sada_hf.cli import DEMO_DEFAULTS
+
+import pretrain
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.jsonl"
 
@@ -53,7 +60,12 @@ STRATEGIES = {
         "unstable_strong",
     ],  # fmt: skip
     "probe_minmax": ["--strategy", "sada", "--influence", "probe", "--normalization", "minmax"],
+    # Regime check of the fine-tune setting: the same ViT trained from scratch on the same images.
+    "scratch_trivialaugment": ["--strategy", "trivialaugment"],
 }
+# Strategies whose model is not the setting's: the fine-tune ViT's architecture from a config, at the
+# pretraining's learning rate (a from-scratch learning rate, not the fine-tune one).
+FROM_SCRATCH = {"scratch_trivialaugment": ["--learning_rate", "1e-3"]}
 # Paired comparisons reported per seed: (strategy, baseline).
 PAIRS = (
     ("probe_rank", "trivialaugment"),
@@ -63,6 +75,9 @@ PAIRS = (
     ("probe_inverted", "trivialaugment"),
     ("probe_inverted", "sada_rank"),
     ("probe_minmax", "trivialaugment"),
+    # the fine-tune regime checks: augmentation matters, pretraining matters
+    ("trivialaugment", "none"),
+    ("trivialaugment", "scratch_trivialaugment"),
 )
 
 MODELS = {
@@ -81,7 +96,19 @@ MODELS = {
     ],
     # The embedded default of `sada-hf train` (scikit-learn digits, small ViT, its own settings).
     "digits": ["--builtin_dataset", "digits"],
+    # A ViT pretrained on the animal classes (benchmarks/pretrain.py), a new head for the vehicles.
+    "vit_finetune": ["--model_name_or_path", "<pretrained>", "--ignore_mismatched_sizes", "true"],
 }
+DEFAULT_CLASSES = {"vit_finetune": list(pretrain.VEHICLES)}
+# Options whose default leaves a setting as it was before the option existed (older rows lack them).
+_OPTIONAL_SETTINGS = {"classes": None, "warmup": 0.05, "batch_size": 128, "probe_every": 1.0}
+
+
+def model_flags(options: argparse.Namespace) -> list[str]:
+    """The model flags of the setting; the fine-tune model is pretrained first if it is not cached."""
+    if options.model == "vit_finetune":
+        return ["--model_name_or_path", str(pretrain.pretrained()), "--ignore_mismatched_sizes", "true"]
+    return MODELS[options.model]
 
 
 def setting(options: argparse.Namespace) -> dict:
@@ -91,16 +118,22 @@ def setting(options: argparse.Namespace) -> dict:
             "model": "digits", "examples_per_class": "all", "epochs": DEMO_DEFAULTS["num_train_epochs"],
             "config_overrides": "default ViT", "learning_rate": DEMO_DEFAULTS["learning_rate"], "window": 10,
         }  # fmt: skip
-    flags = MODELS[options.model]
+    if options.model == "vit_finetune":
+        overrides = "pretrained " + pretrain.folder().name
+    else:
+        flags = MODELS[options.model]
+        overrides = options.config_overrides or flags[flags.index("--config_overrides") + 1]
+    optional = {name: getattr(options, name) for name, default in _OPTIONAL_SETTINGS.items()}
     return {
         "model": options.model,
         "examples_per_class": options.examples_per_class,
         "imbalance_ratio": options.imbalance_ratio,
         **({"label_noise": options.label_noise} if options.label_noise else {}),
         "epochs": options.epochs,
-        "config_overrides": options.config_overrides or flags[flags.index("--config_overrides") + 1],
+        "config_overrides": overrides,
         "learning_rate": options.learning_rate,
         "window": options.window,
+        **{name: value for name, value in optional.items() if value != _OPTIONAL_SETTINGS[name]},
     }
 
 
@@ -112,12 +145,13 @@ def recipe(options: argparse.Namespace) -> list[str]:
     return [
         "--builtin_dataset", "cifar10",
         "--examples_per_class", str(options.examples_per_class),
+        *(["--classes", *options.classes] if options.classes else []),
         *(["--imbalance_ratio", str(options.imbalance_ratio)] if options.imbalance_ratio else []),
         *(["--label_noise", options.label_noise] if options.label_noise else []),
         "--num_train_epochs", str(options.epochs),
         "--learning_rate", str(options.learning_rate),
         "--weight_decay", "0.05",
-        "--warmup_steps", "0.05",
+        "--warmup_steps", str(options.warmup),
         "--lr_scheduler_type", "cosine",
         "--per_device_train_batch_size", str(options.batch_size),
         "--per_device_eval_batch_size", "500",
@@ -133,13 +167,25 @@ def recipe(options: argparse.Namespace) -> list[str]:
 
 
 def train_argv(options: argparse.Namespace, strategy: str, seed: int, output_dir: str) -> list[str]:
-    """The `sada-hf train` arguments of one run: model, shared recipe, strategy flags, seed, output folder."""
-    argv = MODELS[options.model] + recipe(options) + STRATEGIES[strategy] + [
+    """The `sada-hf train` arguments of one run: model, shared recipe, strategy flags, seed, output folder
+    (later flags win: a from-scratch strategy's learning rate replaces the recipe's)."""
+    model = pretrain.ARCHITECTURE if strategy in FROM_SCRATCH else model_flags(options)
+    probe = ["--probe_every", str(options.probe_every)] if "probe" in STRATEGIES[strategy] else []
+    argv = model + recipe(options) + STRATEGIES[strategy] + probe + FROM_SCRATCH.get(strategy, []) + [
         "--seed", str(seed), "--output_dir", output_dir,
     ]  # fmt: skip
     if options.config_overrides and options.model != "digits":
         argv[argv.index("--config_overrides") + 1] = options.config_overrides
     return argv
+
+
+def training_split(argv: list[str]):
+    """The training split `sada-hf train argv` trains on (same data arguments and seed: row i is index i)."""
+    from sada_hf.cli import parse_train_arguments
+    from sada_hf.job import load_splits
+
+    model_args, data_args, sada_config, training_args = parse_train_arguments(argv)
+    return load_splits(data_args, seed=training_args.seed)["train"]
 
 
 def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
@@ -158,7 +204,7 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
         state = json.loads(Path(output_dir, "trainer_state.json").read_text())
         sada = [e for e in state["log_history"] if "sada/expected_strength" in e]
         minutes = (time.time() - start) / 60  # training and evaluation, not the diagnostics below
-        diagnostics = strength_diagnostics(output_dir, options, seed) if options.model != "digits" else {}
+        diagnostics = strength_diagnostics(output_dir, argv) if options.model != "digits" else {}
         return {
             **setting(options),
             "strategy": strategy,
@@ -179,24 +225,21 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
         }
 
 
-def strength_diagnostics(output_dir: str, options: argparse.Namespace, seed: int) -> dict:
+def strength_diagnostics(output_dir: str, argv: list[str]) -> dict:
     """Does the final assignment go easy on hard examples? The final model's clean-view loss on its own
-    training images against their final strengths (from the saved per-example summary)."""
+    training images (through its saved image processor) against their final strengths (from the saved
+    per-example summary)."""
     import numpy as np
     import pyarrow.parquet as pq
     import torch
-    from transformers import AutoModelForImageClassification
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from sada_hf import EvalTransform
-    from sada_hf.data import load_cifar10, with_label_noise
 
     strengths = pq.read_table(Path(output_dir, "sada_examples.parquet")).column("strength").to_numpy()
-    train = load_cifar10("train", options.examples_per_class, seed=seed, imbalance_ratio=options.imbalance_ratio)
-    if options.label_noise:  # the labels it was trained on
-        kind, _, rate = options.label_noise.partition(":")
-        train = with_label_noise(train, kind, float(rate), seed)
+    train = training_split(argv)  # the labels it was trained on, flipped ones included
     model = AutoModelForImageClassification.from_pretrained(output_dir).eval()
-    transform = EvalTransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
+    transform = EvalTransform(AutoImageProcessor.from_pretrained(output_dir))
     labels = torch.tensor(train["label"])
     with torch.no_grad():
         logits = torch.cat(
@@ -230,6 +273,7 @@ def key(row: dict) -> tuple:
             "config_overrides",
             "learning_rate",
             "window",
+            *_OPTIONAL_SETTINGS,
             "strategy",
             "seed",
         )
@@ -259,10 +303,17 @@ def table(options: argparse.Namespace) -> None:
     for row in rows:
         groups[key(row)[:-2], row["strategy"]].append(row)
     for comparison in sorted({setting for setting, _ in groups}, key=str):
-        model, per_class, ratio, noise, epochs, overrides, lr, window = comparison
+        model, per_class, ratio, noise, epochs, overrides, lr, window, classes, warmup, batch, every = comparison
         data = f"{per_class} images per class" + (f", long-tailed (imbalance ratio {ratio:g})" if ratio else "")
+        data += f" of {', '.join(classes)}" if classes else ""
         data += f", label noise {noise}" if noise else ""
-        print(f"\n#### {model} ({overrides}), {data}, {epochs} epochs, lr {lr}, window {window}\n")
+        recipe_notes = f"{epochs} epochs, lr {lr}, window {window}"
+        recipe_notes += "".join(
+            f", {name} {value}"
+            for name, value in (("warm-up", warmup), ("batch", batch), ("probe every", every))
+            if value is not None
+        )
+        print(f"\n#### {model} ({overrides}), {data}, {recipe_notes}\n")
         print(
             "| strategy | mean strength | test accuracy (%) | seeds | minutes per run (median) | Spearman(strength, loss) "
             "| strength: wrong / right |"
@@ -337,6 +388,9 @@ def main() -> None:
     runner.add_argument("--examples-per-class", type=int, default=500)
     runner.add_argument("--imbalance-ratio", type=float, default=None, help="long-tailed (CIFAR-10-LT): 100")
     runner.add_argument("--label-noise", default=None, help="flipped training labels, e.g. symmetric:0.2")
+    runner.add_argument("--classes", nargs="+", default=None, help="CIFAR-10 classes (vit_finetune: the vehicles)")
+    runner.add_argument("--warmup", type=float, default=0.05, help="warm-up, a fraction of the training steps")
+    runner.add_argument("--probe-every", type=float, default=1.0, help="--probe_every of the probe strategies")
     runner.add_argument("--epochs", type=int, default=80)
     runner.add_argument("--learning-rate", type=float, default=2e-3)
     runner.add_argument("--batch-size", type=int, default=128)
@@ -346,7 +400,11 @@ def main() -> None:
     runner.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
     commands.add_parser("table")
     options = parser.parse_args()
-    run(options) if options.command == "run" else table(options)
+    if options.command == "run":
+        options.classes = options.classes or DEFAULT_CLASSES.get(options.model)
+        run(options)
+    else:
+        table(options)
 
 
 if __name__ == "__main__":

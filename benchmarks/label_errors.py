@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import MODELS, train_argv  # noqa: E402
+from accuracy import MODELS, train_argv, training_split  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
 FINDERS = ("sada-probe", "aum-package", "cleanlab-5-fold")
@@ -55,15 +55,6 @@ def scores(flipped: np.ndarray, suspicion: np.ndarray, flagged: np.ndarray) -> d
         "cutoff_precision": float(flipped[flagged].mean()) if flagged.any() else float("nan"),
         "cutoff_recall": float(flagged[flipped].mean()),
     }
-
-
-def noisy_training_split(argv: list[str]):
-    """The training split the job builds from `argv` (same data arguments and seed), with `clean_label`."""
-    from sada_hf.cli import parse_train_arguments
-    from sada_hf.job import load_splits
-
-    model_args, data_args, sada_config, training_args = parse_train_arguments(argv)
-    return load_splits(data_args, seed=training_args.seed)["train"]
 
 
 def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
@@ -94,7 +85,7 @@ def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
             SADATrainer.compute_loss = compute_loss
         minutes = (time.time() - start) / 60
         calculator.finalize(output_dir)
-        split = noisy_training_split(argv)
+        split = training_split(argv)
         flipped = np.asarray(split["label"]) != np.asarray(split["clean_label"])
 
         issues = label_issues(output_dir).sort("index")
@@ -142,7 +133,7 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
     with tempfile.TemporaryDirectory() as output_dir:
         argv = train_argv(options, "trivialaugment", seed, output_dir)
         model_args, data_args, sada_config, training_args = parse_train_arguments(argv)
-        split = noisy_training_split(argv)
+        split = training_split(argv)
         labels = np.asarray(split["label"])
         names = label_names(split, data_args.label_column_name)
         probabilities = np.zeros((len(labels), len(names)))
@@ -278,7 +269,9 @@ def main() -> None:
     commands.add_parser("table")
     options = parser.parse_args()
     if options.command == "run":
-        options.imbalance_ratio, options.config_overrides = None, None  # what `recipe` reads
+        # what `recipe` reads, at the accuracy benchmark's defaults
+        options.imbalance_ratio, options.config_overrides, options.classes = None, None, None
+        options.warmup, options.probe_every = 0.05, 1.0
         run(options)
     else:
         table(options)

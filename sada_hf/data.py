@@ -4,6 +4,7 @@ benchmarks and the command line use the same code path as a Hub or `imagefolder`
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
@@ -42,14 +43,17 @@ def load_cifar10(
     seed: int = 0,
     path: str | os.PathLike | None = None,
     imbalance_ratio: float | None = None,
+    classes: Sequence[str] | None = None,
 ) -> datasets.Dataset:
     """CIFAR-10 from the JPEG archive as a `Dataset` with `image` (the original JPEG bytes) and
     `label` (`ClassLabel`) columns.
 
     The archive is sorted by class, so a subset takes `examples_per_class` images of every class
     (a seeded draw) and the rows are shuffled with the same seed. With `imbalance_ratio` the subset
-    is long-tailed: `examples_per_class` (default 1,000) images of class 0 down to that many divided by
-    the ratio for class 9 (`long_tail_counts`; ratio 100 gives CIFAR-10-LT's 1,000 ... 10, 2,478 images).
+    is long-tailed: `examples_per_class` (default 1,000) images of the first class down to that many
+    divided by the ratio for the last (`long_tail_counts`; ratio 100 gives CIFAR-10-LT's 1,000 ... 10,
+    2,478 images). `classes` keeps only the named classes, relabelled 0..K-1 in the order given (so the
+    long tail follows that order): two disjoint class sets make a pretraining and a fine-tuning task.
     """
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
@@ -57,6 +61,8 @@ def load_cifar10(
         jpeg, offsets = archive[f"{split}_jpeg"], archive[f"{split}_offsets"]
         labels = archive[f"y_{split}"].astype(np.int64)
         class_names = [str(name) for name in archive["class_names"]]
+    if classes is not None:
+        labels, class_names = _keep_classes(labels, class_names, list(classes))
 
     rng = np.random.default_rng(seed)
     if imbalance_ratio is not None and not imbalance_ratio >= 1:
@@ -64,7 +70,7 @@ def load_cifar10(
     if imbalance_ratio is not None and examples_per_class is None:
         examples_per_class = 1000
     if examples_per_class is None:
-        rows = rng.permutation(len(labels))
+        rows = rng.permutation(np.flatnonzero(labels >= 0))
     else:
         per_class = [np.flatnonzero(labels == c) for c in range(len(class_names))]
         smallest = min(len(rows) for rows in per_class)
@@ -81,6 +87,16 @@ def load_cifar10(
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)})
     images = [{"bytes": jpeg[offsets[i] : offsets[i + 1]].tobytes(), "path": None} for i in rows]
     return datasets.Dataset.from_dict({"image": images, "label": labels[rows]}, features=features)
+
+
+def _keep_classes(labels: np.ndarray, names: list[str], keep: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Labels relabelled to positions in `keep` (-1 for the classes left out), and the names kept."""
+    unknown = [name for name in keep if name not in names]
+    if unknown or not keep or len(set(keep)) != len(keep):
+        raise ValueError(f"`classes` must name distinct CIFAR-10 classes among {names}, got {keep}.")
+    relabel = np.full(len(names), -1, dtype=np.int64)
+    relabel[[names.index(name) for name in keep]] = np.arange(len(keep))
+    return relabel[labels], keep
 
 
 # Asymmetric label noise on CIFAR-10 (Patrini et al. 2017): each class flips to its look-alike.

@@ -113,6 +113,13 @@ class DataArguments:
             "1000) of class 0 down to that many / ratio of class 9, exponentially (100: 1000 ... 10)."
         },
     )
+    classes: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "cifar10: keep only these classes, relabelled 0..K-1 in the order given (e.g. --classes airplane "
+            "automobile ship truck); with --imbalance_ratio the tail follows that order."
+        },
+    )
     label_noise: str | None = field(
         default=None,
         metadata={
@@ -139,6 +146,8 @@ class DataArguments:
     def __post_init__(self) -> None:
         if self.dataset_name and (self.train_dir or self.validation_dir):
             raise ValueError("Give either --dataset_name or --train_dir/--validation_dir, not both.")
+        if self.classes is not None and not (self.uses_builtin and self.builtin_dataset == "cifar10"):
+            raise ValueError("--classes selects classes of --builtin_dataset cifar10; other datasets keep theirs.")
         if self.label_noise is not None:
             kind, _, rate = self.label_noise.partition(":")
             try:
@@ -169,9 +178,14 @@ def load_splits(data: DataArguments, seed: int = 0, cache_dir: str | None = None
         path = find_cifar10()
         splits = datasets.DatasetDict(
             train=load_cifar10(
-                "train", data.examples_per_class, seed=seed, path=path, imbalance_ratio=data.imbalance_ratio
+                "train",
+                data.examples_per_class,
+                seed=seed,
+                path=path,
+                imbalance_ratio=data.imbalance_ratio,
+                classes=data.classes,
             ),
-            validation=load_cifar10("test", seed=seed, path=path),
+            validation=load_cifar10("test", seed=seed, path=path, classes=data.classes),
         )
     else:
         splits = load_digits(seed=seed)

@@ -15,19 +15,28 @@ _CIFAR10_FILE = "cifar10_jpeg_full.npz"
 
 
 def find_cifar10() -> Path:
-    """Path of the CIFAR-10 JPEG archive: `$SADA_CIFAR10`, else `../shared/data/` from the working
-    directory or from this package's checkout."""
-    candidates = [os.environ.get(CIFAR10_ENV)] if os.environ.get(CIFAR10_ENV) else []
-    candidates += [
+    """Path of the full CIFAR-10 JPEG archive: `$SADA_CIFAR10` when it is set (and then nowhere else), else
+    `../shared/data/` from the working directory or from this package's checkout."""
+    configured = os.environ.get(CIFAR10_ENV)
+    if configured:
+        # Only the named file: falling back to another copy would hide a wrong path.
+        if not Path(configured).is_file():
+            raise FileNotFoundError(
+                f"{CIFAR10_ENV} is set to {configured!r}, but there is no file there. Point {CIFAR10_ENV} at "
+                f"the CIFAR-10 JPEG archive ({_CIFAR10_FILE}), or unset it to look in ../shared/data/."
+            )
+        return Path(configured)
+    candidates = [
         Path.cwd().parent / "shared" / "data" / _CIFAR10_FILE,
         Path(__file__).resolve().parents[2] / "shared" / "data" / _CIFAR10_FILE,
     ]
     for candidate in candidates:
-        if Path(candidate).is_file():
-            return Path(candidate)
+        if candidate.is_file():
+            return candidate
     raise FileNotFoundError(
-        f"CIFAR-10 archive {_CIFAR10_FILE} not found (looked at {[str(c) for c in candidates]}). Set "
-        f"{CIFAR10_ENV}=/path/to/{_CIFAR10_FILE}."
+        f"CIFAR-10 archive {_CIFAR10_FILE} not found (looked at {[str(c) for c in candidates]}). The benchmarks "
+        f"and `--builtin_dataset cifar10` need the full CIFAR-10 JPEG archive ({_CIFAR10_FILE}, format in "
+        f"docs/development.md); set {CIFAR10_ENV}=/path/to/{_CIFAR10_FILE}."
     )
 
 

@@ -28,7 +28,7 @@ from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform  # noqa: E
 from sada_hf.data import load_cifar10  # noqa: E402
 from sada_hf.store import InfluenceStore  # noqa: E402
 
-from conftest import tiny_vit, training_args  # noqa: E402
+from conftest import CIFAR10_FIXTURE, tiny_vit, training_args  # noqa: E402
 
 SETTINGS = {
     "plain": dict(),
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--resume-from", default=None, help="the 'plain' folder of a run with another world size")
+    parser.add_argument("--cifar", default=str(CIFAR10_FIXTURE), help="the CIFAR-10 archive (default: the fixture)")
     options = parser.parse_args()
     output = Path(options.output)
     torch.set_num_threads(1)
@@ -73,7 +74,7 @@ def main() -> None:
 
     SADAState.save, SADAState.observe, SADAState.observe_probe = recording_save, observe, observe_probe
 
-    dataset = load_cifar10("train", examples_per_class=30, seed=0).select(range(NUM_EXAMPLES))
+    dataset = load_cifar10("train", examples_per_class=30, seed=0, path=options.cifar).select(range(NUM_EXAMPLES))
     for name in options.settings:
         config = SADAConfig(window=2, **CONFIGS.get(name, {}))
         reference["store"] = InfluenceStore(NUM_EXAMPLES, 10, window=2)

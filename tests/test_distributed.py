@@ -32,9 +32,9 @@ def launch(output: Path, processes: int, cifar_path, *extra: str) -> subprocess.
         sys.executable, "-m", "accelerate.commands.launch",
         "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(script), "--output", str(output), "--epochs", str(EPOCHS), *extra,
+        str(script), "--output", str(output), "--epochs", str(EPOCHS), "--cifar", str(cifar_path), *extra,
     ]  # fmt: skip
-    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "SADA_CIFAR10": str(cifar_path)}
+    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result

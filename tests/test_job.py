@@ -37,8 +37,8 @@ def test_cifar10_subset_is_stratified_and_keeps_the_jpeg_bytes(cifar_path):
     assert np.bincount(subset["label"]).tolist() == [7] * 10
     raw = subset.cast_column("image", type(subset.features["image"])(decode=False))[0]["image"]["bytes"]
     assert raw[:2] == b"\xff\xd8"  # JPEG, not re-encoded
-    with pytest.raises(ValueError, match="examples_per_class"):
-        load_cifar10("train", examples_per_class=5001, path=cifar_path)
+    with pytest.raises(ValueError, match=r"`examples_per_class` must be in 1\.\.80 for split 'train', got 81"):
+        load_cifar10("train", examples_per_class=81, path=cifar_path)  # the fixture holds 80 per class
 
 
 def test_imagefolder_source(tmp_path, cifar_train):

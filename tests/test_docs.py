@@ -1,0 +1,144 @@
+"""The documentation stays true to the code: generated option tables, CI's test command, and links.
+
+The option tables in docs/configuration.md are generated from the dataclasses: regenerate them with
+`python tests/test_docs.py` and paste the output between the markers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sada_hf import SADAConfig
+from sada_hf.job import DataArguments, ModelArguments
+from sada_hf.ops import OP_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "tests" / "fixtures" / "README.md"]
+SECTIONS = {"SADA options (`SADAConfig`)": SADAConfig, "Model options": ModelArguments, "Data options": DataArguments}
+
+
+def _default(field: dataclasses.Field) -> str:
+    value = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+    if value == list(OP_NAMES):
+        return "all 14"
+    return "`None`" if value is None else f"`{json.dumps(value) if isinstance(value, (list, dict)) else value}`"
+
+
+def options_tables() -> str:
+    blocks = []
+    for title, cls in SECTIONS.items():
+        rows = [f"**{title}**", "", "| option | default | what it does |", "|---|---|---|"]
+        for field in dataclasses.fields(cls):
+            help_text = field.metadata["help"].replace("|", "\\|")
+            choices = field.metadata.get("choices")
+            if choices:
+                help_text += " Choices: " + ", ".join(f"`{c}`" for c in choices) + "."
+            rows.append(f"| `--{field.name}` | {_default(field)} | {help_text} |")
+        blocks.append("\n".join(rows))
+    return "\n\n".join(blocks)
+
+
+def test_option_tables_match_the_dataclasses():
+    text = CONFIGURATION.read_text()
+    match = re.search(r"<!-- options:start -->\n(.*?)\n<!-- options:end -->", text, re.S)
+    assert match, "docs/configuration.md lacks the <!-- options:start --> ... <!-- options:end --> block"
+    assert match.group(1).strip() == options_tables().strip(), (
+        "docs/configuration.md's options are stale: run python tests/test_docs.py and paste its output"
+    )
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python -m pytest -q" in README.read_text() and "python -m pytest -q" in ci
+
+
+# --- links -------------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.S | re.M)
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def _prose(markdown: str) -> str:
+    """The text outside fenced code blocks, where `#` starts a comment, not a heading."""
+    return _FENCE.sub("", markdown)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lowercase, punctuation other than `-` and `_` removed, spaces to `-`."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip())  # a link in a heading: its text
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    """Every heading's anchor; a repeated heading gets -1, -2, ... as on GitHub."""
+    seen: dict[str, int] = {}
+    result = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", _prose(markdown), re.M):
+        base = slug(heading)
+        result.add(base if base not in seen else f"{base}-{seen[base]}")
+        seen[base] = seen.get(base, 0) + 1
+    return result
+
+
+def relative_links(markdown: str) -> list[str]:
+    """The targets of the links outside code, except absolute ones (http:, https:, mailto:)."""
+    targets = _LINK.findall(_CODE_SPAN.sub("", _prose(markdown)))
+    return [target for target in targets if not re.match(r"[a-z][a-z0-9+.-]*:", target)]
+
+
+def test_slugs_follow_githubs_rules():
+    assert slug("Swap `Trainer` for `SADATrainer`") == "swap-trainer-for-sadatrainer"
+    assert slug("Decision rules for the 0.4 runs (written before the runs they judge)") == (
+        "decision-rules-for-the-04-runs-written-before-the-runs-they-judge"
+    )
+    assert slug("How it works, and the decisions the paper leaves open") == (
+        "how-it-works-and-the-decisions-the-paper-leaves-open"
+    )
+    assert slug("train_step or probe?") == "train_step-or-probe"
+    assert anchors("# A\n```bash\n# not a heading\n```\n## A\n") == {"a", "a-1"}
+
+
+def broken_links(page: Path) -> list[str]:
+    """Each relative link of `page` whose file does not exist, or whose `#anchor` names no heading there."""
+    broken = []
+    for target in relative_links(page.read_text()):
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        if not resolved.exists():
+            broken.append(f"{target}: no file {resolved}")
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved.read_text()):
+            broken.append(f"{target}: no heading with the anchor #{anchor} in {resolved}")
+    return broken
+
+
+def test_link_checker_finds_a_missing_file_and_a_missing_heading(tmp_path):
+    (tmp_path / "other.md").write_text("# Other page\n\n## Its part\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n[ok](#page) [ok](other.md#its-part) [ok](other.md) [web](https://example.com/x.md)\n"
+        "`[code](nowhere.md)`\n```bash\n[block](nowhere.md)\n```\n"
+        "[gone](missing.md) [gone](other.md#no-such-part) [gone](#its-part)\n"
+    )
+    assert [entry.split(":")[0] for entry in broken_links(page)] == [
+        "missing.md",
+        "other.md#no-such-part",
+        "#its-part",
+    ]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_relative_link_resolves(page):
+    broken = broken_links(page)
+    assert not broken, f"broken links in {page.relative_to(ROOT)}:\n" + "\n".join(broken)
+
+
+if __name__ == "__main__":
+    print(options_tables())

@@ -6,10 +6,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import datasets
 import numpy as np
 
+if TYPE_CHECKING:
+    from .arguments import DataArguments
+
+BUILTIN_DATASETS = ("digits", "cifar10")
 CIFAR10_ENV = "SADA_CIFAR10"
 _CIFAR10_FILE = "cifar10_jpeg_full.npz"
 
@@ -113,6 +118,20 @@ CIFAR10_LOOK_ALIKES = {"truck": "automobile", "bird": "airplane", "deer": "horse
 LABEL_NOISE_KINDS = ("symmetric", "asymmetric")
 
 
+def parse_label_noise(spec: str) -> tuple[str, float]:
+    """'KIND:RATE' (e.g. 'symmetric:0.2') as (kind, rate); `ValueError` naming the format otherwise."""
+    kind, _, rate = spec.partition(":")
+    try:
+        if kind in LABEL_NOISE_KINDS and 0 < float(rate) < 1:
+            return kind, float(rate)
+    except ValueError:
+        pass
+    raise ValueError(
+        f"--label_noise must be KIND:RATE with KIND in {LABEL_NOISE_KINDS} and 0 < RATE < 1 (e.g. 'symmetric:0.2'), "
+        f"got {spec!r}."
+    )
+
+
 def with_label_noise(
     dataset: datasets.Dataset, kind: str, rate: float, seed: int = 0, label_column: str = "label"
 ) -> datasets.Dataset:
@@ -169,3 +188,64 @@ def load_digits(validation_fraction: float = 0.2, seed: int = 0) -> datasets.Dat
         return datasets.Dataset.from_dict({"image": images, "label": labels[rows]}, features=features)
 
     return datasets.DatasetDict(train=split(train), validation=split(validation))
+
+
+def load_splits(
+    data: DataArguments, seed: int = 0, cache_dir: str | None = None, token: str | None = None
+) -> datasets.DatasetDict:
+    """A `DatasetDict` with `train` and `validation` splits, from the Hub, an imagefolder or a built-in set."""
+    if data.dataset_name is not None:
+        splits = datasets.load_dataset(data.dataset_name, data.dataset_config_name, cache_dir=cache_dir, token=token)
+    elif data.train_dir is not None:
+        files = {"train": os.path.join(data.train_dir, "**")}
+        if data.validation_dir is not None:
+            files["validation"] = os.path.join(data.validation_dir, "**")
+        splits = datasets.load_dataset("imagefolder", data_files=files, cache_dir=cache_dir)
+    elif data.builtin_dataset == "cifar10":
+        path = find_cifar10()
+        splits = datasets.DatasetDict(
+            train=load_cifar10(
+                "train",
+                data.examples_per_class,
+                seed=seed,
+                path=path,
+                imbalance_ratio=data.imbalance_ratio,
+                classes=data.classes,
+            ),
+            validation=load_cifar10("test", seed=seed, path=path, classes=data.classes),
+        )
+    else:
+        splits = load_digits(seed=seed)
+
+    if "validation" not in splits:
+        held_out = next((name for name in ("test", "valid", "val") if name in splits), None)
+        if held_out is not None:
+            splits["validation"] = splits.pop(held_out)
+        else:
+            parts = splits["train"].train_test_split(data.train_val_split, seed=seed)
+            splits["train"], splits["validation"] = parts["train"], parts["test"]
+    for name, limit in (("train", data.max_train_samples), ("validation", data.max_eval_samples)):
+        if limit is not None:
+            splits[name] = splits[name].shuffle(seed=seed).select(range(min(limit, len(splits[name]))))
+    if data.label_noise is not None:
+        kind, rate = parse_label_noise(data.label_noise)
+        splits["train"] = with_label_noise(splits["train"], kind, rate, seed, data.label_column_name)
+    return splits
+
+
+def label_names(dataset: datasets.Dataset, label_column: str) -> list[str]:
+    """Class names from a `ClassLabel` column, else the ids 0..max as strings."""
+    feature = dataset.features[label_column]
+    num_labels = (
+        feature.num_classes if isinstance(feature, datasets.ClassLabel) else max(dataset.unique(label_column)) + 1
+    )
+    return class_names(int(num_labels), feature)
+
+
+def class_names(num_labels: int, feature: object = None, id2label: dict | None = None) -> list[str]:
+    """Names of classes 0..num_labels-1: a `datasets.ClassLabel` feature's, else a model config's
+    `id2label` (keys int or str), else the ids as strings."""
+    if isinstance(feature, datasets.ClassLabel) and feature.num_classes == num_labels:
+        return list(feature.names)
+    names = {str(key): value for key, value in (id2label or {}).items()}
+    return [names.get(str(i), str(i)) for i in range(num_labels)]

@@ -1,4 +1,5 @@
-"""The main job end to end: `sada-hf train`, the example script, strategies, accelerate launch."""
+"""The main job end to end: `sada-hf train` on the embedded default and on a local checkpoint, strategies, the
+example script under accelerate launch."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from sada_hf.cli import train
@@ -67,15 +69,41 @@ def _run(command: list[str], **env) -> subprocess.CompletedProcess:
     return result
 
 
-def test_example_script_and_console_command_agree(tmp_path):
-    args = [*QUICK, "--seed", "3", "--dataloader_num_workers", "0"]
-    _run([sys.executable, "examples/run_image_classification.py", "--output_dir", str(tmp_path / "example"), *args])
-    console = Path(sys.executable).with_name("sada-hf")
-    result = _run([str(console), "train", "--output_dir", str(tmp_path / "cli"), *args])
-    assert "eval accuracy:" in result.stdout
-    example = json.loads((tmp_path / "example" / "eval_results.json").read_text())
-    cli = json.loads((tmp_path / "cli" / "eval_results.json").read_text())
-    assert example["eval_loss"] == cli["eval_loss"] and example["eval_accuracy"] == cli["eval_accuracy"]
+def test_fine_tuning_a_local_checkpoint_with_another_number_of_labels(tmp_path, cifar_train):
+    """The path a user takes with a Hub checkpoint: `from_pretrained` on a save_pretrained folder (6 classes)
+    with a new 4-class head (`--ignore_mismatched_sizes`), on an imagefolder, end to end with SADATrainer."""
+    from transformers import AutoModelForImageClassification, ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64, num_labels=6)  # fmt: skip
+    pretrained = ViTForImageClassification(config)
+    pretrained.save_pretrained(tmp_path / "pretrained")
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(
+        tmp_path / "pretrained"
+    )
+    names = cifar_train.features["label"].names
+    for split, count in (("train", 16), ("val", 4)):
+        for label in (0, 1, 8, 9):  # the vehicles
+            rows = [i for i, y in enumerate(cifar_train["label"]) if y == label][:count]
+            folder = tmp_path / split / names[label]
+            folder.mkdir(parents=True)
+            for i in rows:
+                cifar_train[i]["image"].save(folder / f"{i}.png")
+    output = tmp_path / "out"
+    metrics = train(
+        ["--model_name_or_path", str(tmp_path / "pretrained"), "--ignore_mismatched_sizes", "true",
+         "--train_dir", str(tmp_path / "train"), "--validation_dir", str(tmp_path / "val"),
+         "--num_train_epochs", "3", "--learning_rate", "0", "--per_device_train_batch_size", "16",
+         "--window", "2", "--output_dir", str(output), "--disable_tqdm", "true"]
+    )  # fmt: skip
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+    tuned = AutoModelForImageClassification.from_pretrained(output)
+    assert tuned.config.id2label == {0: "airplane", 1: "automobile", 2: "ship", 3: "truck"}
+    assert tuned.classifier.weight.shape == (4, 32)  # a new head
+    for name, tensor in pretrained.vit.state_dict().items():  # the encoder came from the checkpoint (lr 0)
+        assert torch.equal(tuned.vit.state_dict()[name], tensor), name
+    assert [e["epoch"] for e in history(output)] == [1, 2, 3]
+    assert (output / SUMMARY_FILE).is_file() and "## SADA augmentation" in (output / "README.md").read_text()
 
 
 def test_accelerate_launch_runs_the_example_on_two_processes(tmp_path):

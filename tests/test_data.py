@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 
 import sada_hf.data
+from sada_hf.arguments import DataArguments
 from sada_hf.data import (
     CIFAR10_LOOK_ALIKES,
     find_cifar10,
+    label_names,
     load_cifar10,
     load_digits,
+    load_splits,
     long_tail_counts,
     with_label_noise,
 )
-from sada_hf.job import DataArguments
 
 
 @pytest.mark.find_cifar10_allowed
@@ -128,3 +130,49 @@ def test_bad_label_noise_names_the_format():
     digits = load_digits()["train"]
     with pytest.raises(ValueError, match="needs CIFAR-10's classes"):
         with_label_noise(digits, "asymmetric", 0.2)
+
+
+def test_digits_are_stratified_seeded_and_offline():
+    splits = load_digits(seed=3)
+    assert (len(splits["train"]), len(splits["validation"])) == (1438, 359)
+    counts = np.bincount(splits["validation"]["label"])
+    assert counts.min() >= 35 and counts.max() <= 37
+    assert splits["train"][0]["image"].size == (8, 8)
+    assert load_digits(seed=3)["train"]["label"] == splits["train"]["label"]
+
+
+def test_cifar10_subset_is_stratified_and_keeps_the_jpeg_bytes(cifar_path):
+    subset = load_cifar10("train", examples_per_class=7, seed=1, path=cifar_path)
+    assert np.bincount(subset["label"]).tolist() == [7] * 10
+    raw = subset.cast_column("image", type(subset.features["image"])(decode=False))[0]["image"]["bytes"]
+    assert raw[:2] == b"\xff\xd8"  # JPEG, not re-encoded
+    with pytest.raises(ValueError, match=r"`examples_per_class` must be in 1\.\.80 for split 'train', got 81"):
+        load_cifar10("train", examples_per_class=81, path=cifar_path)  # the fixture holds 80 per class
+
+
+def test_imagefolder_source(tmp_path, cifar_train):
+    for split, rows in (("train", range(0, 40)), ("val", range(40, 60))):
+        for i in rows:
+            example = cifar_train[i]
+            folder = tmp_path / split / cifar_train.features["label"].names[example["label"]]
+            folder.mkdir(parents=True, exist_ok=True)
+            example["image"].save(folder / f"{i}.png")
+    splits = load_splits(DataArguments(train_dir=str(tmp_path / "train"), validation_dir=str(tmp_path / "val")))
+    assert (len(splits["train"]), len(splits["validation"])) == (40, 20)
+    assert label_names(splits["train"], "label") == sorted(cifar_train.features["label"].names)
+
+
+def test_hub_layout_source_with_held_out_split(tmp_path, cifar_train):
+    """`--dataset_name` goes through `datasets.load_dataset`, here on a local repo-like directory."""
+    (tmp_path / "data").mkdir()
+    cifar_train.select(range(50)).to_parquet(tmp_path / "data" / "train-00000-of-00001.parquet")
+    splits = load_splits(DataArguments(dataset_name=str(tmp_path), train_val_split=0.2), seed=0)
+    assert (len(splits["train"]), len(splits["validation"])) == (40, 10)
+    assert splits["train"].features["image"].__class__.__name__ == "Image"
+
+
+def test_sample_limits_and_argument_conflicts():
+    splits = load_splits(DataArguments(max_train_samples=100, max_eval_samples=20))
+    assert (len(splits["train"]), len(splits["validation"])) == (100, 20)
+    with pytest.raises(ValueError, match="not both"):
+        DataArguments(dataset_name="x", train_dir="y")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sada_hf import SADAConfig
-from sada_hf.job import DataArguments, ModelArguments
+from sada_hf.arguments import DataArguments, ModelArguments
 from sada_hf.ops import OP_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,9 +2,10 @@
 module shipped with sada_hf (loads offline).
 
 Classes are grouped by their number of training images, as in the ImageNet-LT protocol (Liu et al.,
-2019, "Large-Scale Long-Tailed Recognition in an Open World"): many-shot above 100, medium-shot
-20 to 100, few-shot below 20. Each group's accuracy is the mean over its test examples; a group
-with no class is left out of the result.
+2019, "Large-Scale Long-Tailed Recognition in an Open World"): many-shot above `many_shot_threshold`,
+medium-shot from `few_shot_threshold` to it, few-shot below `few_shot_threshold` (the bounds the caller
+passes; sada_hf's live in `sada_hf.evaluation`). Each group's accuracy is the mean over its test
+examples; a group with no class is left out of the result.
 """
 
 import datasets
@@ -19,14 +20,14 @@ class ShotAccuracy(evaluate.Metric):
             citation="Liu et al., Large-Scale Long-Tailed Recognition in an Open World, CVPR 2019.",
             inputs_description=(
                 "predictions, references: class ids (int); train_class_counts: training images per class id; "
-                "many_shot_threshold (100) and few_shot_threshold (20) set the group bounds."
+                "many_shot_threshold and few_shot_threshold: the group bounds (sada_hf.evaluation: 100 and 20)."
             ),
             features=datasets.Features(
                 {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
             ),
         )
 
-    def _compute(self, predictions, references, train_class_counts, many_shot_threshold=100, few_shot_threshold=20):
+    def _compute(self, predictions, references, train_class_counts, many_shot_threshold, few_shot_threshold):
         predictions, references = np.asarray(predictions), np.asarray(references)
         counts = np.asarray(train_class_counts)
         shots = counts[references]

@@ -9,10 +9,9 @@ from typing import Any
 
 from .ops import DEFAULT_MAX_MAGNITUDES, MAGNITUDE_LIMITS, OP_NAMES
 from .strategies import STRATEGIES
+from .strengths import DIRECTIONS, NORMALIZATIONS
 
 INFLUENCES = ("train_step", "probe")
-NORMALIZATIONS = ("minmax", "rank")
-DIRECTIONS = ("stable_strong", "unstable_strong")
 STORE_DTYPES = ("float32", "float16")
 
 

@@ -1,9 +1,11 @@
-"""Per-example training dynamics from the probes, streamed to Parquet (one file per probe and process),
-and the data-map statistics read back from them (Dataset Cartography: confidence, variability,
-correctness across probes).
+"""Per-example training dynamics and the data map of Dataset Cartography (confidence, variability,
+correctness) with the area under the margin (AUM): from the training steps in every run (the per-example
+summary `sada_examples.parquet` a SADA run writes), and from the probes when the run had them (streamed to
+Parquet, one file per probe and process).
 
     import datasets
-    dynamics = datasets.load_dataset("parquet", data_files="OUTPUT_DIR/sada_dynamics/*.parquet")["train"]
+    summary = datasets.load_dataset("parquet", data_files="OUTPUT_DIR/sada_examples.parquet")["train"]
+    probes = datasets.load_dataset("parquet", data_files="OUTPUT_DIR/sada_dynamics/*.parquet")["train"]
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .persistence import atomic_write
+from .persistence import SUMMARY_FILE, read_parquet, write_parquet
 
 DYNAMICS_DIR = "sada_dynamics"
 
@@ -56,52 +58,67 @@ def probe_rows(
 def write_probe(output_dir: str | os.PathLike, columns: dict[str, np.ndarray], probe: int, rank: int = 0) -> Path:
     """Write one probe's rows to `output_dir/sada_dynamics/probe-PPPPP-rank-RRRRR.parquet`, atomically (a
     resumed run rewrites the same files with the same rows)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    directory = Path(output_dir) / DYNAMICS_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"probe-{probe:05d}-rank-{rank:05d}.parquet"
-    atomic_write(path, lambda p: pq.write_table(pa.table(columns), p))
-    return path
+    return write_parquet(Path(output_dir) / DYNAMICS_DIR / f"probe-{probe:05d}-rank-{rank:05d}.parquet", columns)
 
 
-def data_map(output_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Per example (sorted by index), across all probes: `confidence` (mean gold-label probability),
-    `variability` (its standard deviation), `correctness` (share of probes right), `aum` (mean margin,
-    Pleiss et al.'s area under the margin), and from the last probe the `label`, the `predicted` class
-    and the `strength` that followed. Raises `FileNotFoundError` naming the fix if the run wrote
-    no dynamics."""
-    import pyarrow.parquet as pq
-
+def probe_statistics(output_dir: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    """Per probed example (sorted by index), across all probes: `probes`, `probe_confidence` (mean gold-label
+    probability), `probe_variability` (its standard deviation), `probe_correctness` (share of probes right),
+    `probe_aum` (mean margin) and `probe_predicted` (at the last probe); None if the run wrote no probes."""
     directory = Path(output_dir) / DYNAMICS_DIR
     files = sorted(directory.glob("probe-*.parquet")) if directory.is_dir() else []
     if not files:
-        raise FileNotFoundError(
-            f"No probe dynamics in {directory}: train with `influence='probe'` (and `save_dynamics=True`, the "
-            "default) to write them."
-        )
-    columns = ["index", "label", "probe", "gold_prob", "margin", "predicted", "correct", "strength"]
-    table = pq.read_table(files, columns=columns)
-    column = {name: np.asarray(table[name].to_numpy(zero_copy_only=False)) for name in table.column_names}
+        return None
+    column = read_parquet(files, ["index", "probe", "gold_prob", "margin", "predicted", "correct"])
     order = np.lexsort((column["probe"], column["index"]))  # by example, then by probe
-    index = column["index"][order]
-    examples, starts, counts = np.unique(index, return_index=True, return_counts=True)
+    examples, starts, counts = np.unique(column["index"][order], return_index=True, return_counts=True)
 
     def mean(values: np.ndarray) -> np.ndarray:
         return np.add.reduceat(np.asarray(values, dtype=np.float64)[order], starts) / counts
 
     confidence = mean(column["gold_prob"])
     spread = mean(np.asarray(column["gold_prob"], dtype=np.float64) ** 2) - confidence**2
-    last = order[starts + counts - 1]
     return {
         "index": examples,
         "probes": counts,
-        "confidence": confidence,
-        "variability": np.sqrt(np.maximum(spread, 0.0)),
-        "correctness": mean(column["correct"]),
-        "aum": mean(column["margin"]),
-        "label": column["label"][last],
-        "predicted": column["predicted"][last],
-        "strength": np.asarray(column["strength"], dtype=np.float64)[last],
+        "probe_confidence": confidence,
+        "probe_variability": np.sqrt(np.maximum(spread, 0.0)),
+        "probe_correctness": mean(column["correct"]),
+        "probe_aum": mean(column["margin"]),
+        "probe_predicted": column["predicted"][order[starts + counts - 1]],
     }
+
+
+def with_probe_statistics(summary: dict[str, np.ndarray], output_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """`summary` (`SADAState.summary()`, one row per example in index order) with the probe statistics of
+    `output_dir` beside it when the run wrote probes (NaN, and 0 probes, for examples never probed)."""
+    probes = probe_statistics(output_dir)
+    if probes is None:
+        return dict(summary)
+    merged = dict(summary)
+    rows = probes.pop("index")
+    for name, values in probes.items():
+        never = 0 if name == "probes" else (np.nan if values.dtype.kind == "f" else -1)
+        merged[name] = np.full(len(summary["index"]), never, dtype=values.dtype)
+        merged[name][rows] = values
+    return merged
+
+
+def data_map(output_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Per example (index order), the training dynamics of the run in `output_dir`: from its training steps
+    `aum`, `confidence`, `variability`, `correctness`, `step_visits`, `predicted` (at the last visit), with
+    its `label`, final `strength`, `variance` and `visits`; with probes also `probes`, `probe_aum`,
+    `probe_confidence`, `probe_variability`, `probe_correctness` and `probe_predicted`.
+
+    Raises `FileNotFoundError` naming the fix if `output_dir` is missing or holds no SADA summary, and
+    `ValueError` naming the file if one is damaged."""
+    directory = Path(output_dir)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} does not exist: give the output_dir of a SADATrainer run.")
+    summary = directory / SUMMARY_FILE
+    if not summary.is_file():
+        raise FileNotFoundError(
+            f"No {SUMMARY_FILE} in {directory}: SADATrainer writes it there at the end of training (and with every "
+            "saved model); was this folder written by a run with a SADATransform on its training dataset?"
+        )
+    return with_probe_statistics(read_parquet(summary), directory)

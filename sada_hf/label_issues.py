@@ -1,12 +1,12 @@
-"""Label-error suspects from the probes' training dynamics (no extra training, no extra pass): every
-training example ranked by its area under the margin (AUM: the mean, over probes, of its given
+"""Label-error suspects from a run's own training dynamics (no extra training, no extra pass): every
+training example ranked by its area under the margin (AUM: the mean, over its visits, of its given
 label's logit minus the largest other logit), with Dataset Cartography's confidence, variability and
-correctness beside it, and a contact sheet of the top suspects to look at."""
+correctness beside it, a cut-off that flags the likely errors, and a contact sheet of the top suspects."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import datasets
 import numpy as np
@@ -14,36 +14,73 @@ import numpy as np
 from .dynamics import data_map
 
 SHEET = "sada_label_issues.png"
-# The given label was, on average over the probes, not the model's top class. Measured (README, label
-# errors): on CIFAR-10 with 20% flipped labels it catches 94% of the flips and over-flags in short runs.
-AUM_THRESHOLD = 0.0
+TOP_SUSPECTS = 32  # drawn on the contact sheet and shown on the model card
+
+# How suspicious each example is (lower: more likely mislabelled), by where its margins come from.
+RANKINGS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
+    "aum": lambda stats: stats["aum"],  # the training steps' AUM (every run)
+    "probe_aum": lambda stats: stats["probe_aum"],  # the probes' AUM (clean views; runs with probes)
+    "aum_and_probe_aum": lambda stats: _rank(stats["aum"]) + _rank(stats["probe_aum"]),  # both, equally
+}
+# Which examples to flag as suspects.
+CUTOFFS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
+    "aum_below_0": lambda stats: stats["aum"] < 0,  # on average, the given label was not the top class
+    "aum_below_0_and_wrong_last": lambda stats: (stats["aum"] < 0) & (stats["predicted"] != stats["label"]),
+    "right_under_half": lambda stats: stats["correctness"] < 0.5,  # right in fewer than half its visits
+    "wrong_last": lambda stats: stats["predicted"] != stats["label"],  # wrong at its last training step
+}
+# The rules used (benchmarks/label_errors.py measures every one; docs/results.md says how these were chosen).
+RANKING_WITHOUT_PROBES = "aum"
+RANKING_WITH_PROBES = "aum"
+CUTOFF = "aum_below_0"
 
 
-def label_issues(output_dir: str | os.PathLike, threshold: float = AUM_THRESHOLD) -> datasets.Dataset:
-    """Every probed training example, most suspicious first (lowest AUM), with `index` (the row in the
-    training dataset), `given_label`, `predicted_label` (at the last probe), `aum`, `confidence`,
-    `variability`, `correctness`, `probes` and `suspect` (AUM below `threshold`).
+def _rank(values: np.ndarray) -> np.ndarray:
+    """Ranks of `values` in [0, 1] (NaN stays NaN)."""
+    ranks = np.full(len(values), np.nan)
+    defined = ~np.isnan(values)
+    ranks[defined] = np.argsort(np.argsort(values[defined], kind="stable"), kind="stable") / max(defined.sum() - 1, 1)
+    return ranks
 
-    Raises `FileNotFoundError` naming the fix if `output_dir` holds no probe dynamics."""
-    return rank_label_issues(data_map(output_dir), threshold)
+
+def ranking_of(stats: dict[str, np.ndarray]) -> str:
+    """The ranking `rank_label_issues` uses for these statistics: with or without probes."""
+    return RANKING_WITH_PROBES if "probe_aum" in stats else RANKING_WITHOUT_PROBES
 
 
-def rank_label_issues(stats: dict[str, np.ndarray], threshold: float = AUM_THRESHOLD) -> datasets.Dataset:
-    """`label_issues` from `data_map` statistics already read (the dynamics files are read once)."""
-    order = np.argsort(stats["aum"], kind="stable")
-    return datasets.Dataset.from_dict(
-        {
-            "index": stats["index"][order],
-            "given_label": stats["label"][order],
-            "predicted_label": stats["predicted"][order],
-            "aum": stats["aum"][order],
-            "confidence": stats["confidence"][order],
-            "variability": stats["variability"][order],
-            "correctness": stats["correctness"][order],
-            "probes": stats["probes"][order],
-            "suspect": stats["aum"][order] < threshold,
-        }
-    )
+def label_issues(output_dir: str | os.PathLike) -> datasets.Dataset:
+    """Every training example of the run in `output_dir`, most suspicious first (`rank_label_issues`).
+
+    Raises `FileNotFoundError` naming the fix if `output_dir` holds no SADA run, `ValueError` if its
+    files are damaged."""
+    return rank_label_issues(data_map(output_dir))
+
+
+def rank_label_issues(stats: dict[str, np.ndarray]) -> datasets.Dataset:
+    """The examples of `data_map`-style statistics, most suspicious first (by `RANKINGS[ranking_of(stats)]`), with
+    `index` (the row in the training dataset), `given_label`, `predicted_label` (at the last training step),
+    `aum`, `confidence`, `variability`, `correctness`, `step_visits`, the probes' `probe_aum` and `probes`
+    when the run had probes, the ranking's `score` and `suspect` (`CUTOFFS[CUTOFF]`). Examples never visited
+    are left out."""
+    visited = stats["step_visits"] > 0
+    score = RANKINGS[ranking_of(stats)](stats)[visited]
+    order = np.argsort(score, kind="stable")
+    columns = {
+        "index": "index",
+        "given_label": "label",
+        "predicted_label": "predicted",
+        "aum": "aum",
+        "confidence": "confidence",
+        "variability": "variability",
+        "correctness": "correctness",
+        "step_visits": "step_visits",
+        "probe_aum": "probe_aum",
+        "probes": "probes",
+    }
+    ranked = {name: stats[source][visited][order] for name, source in columns.items() if source in stats}
+    ranked["score"] = score[order]
+    ranked["suspect"] = CUTOFFS[CUTOFF](stats)[visited][order]
+    return datasets.Dataset.from_dict(ranked)
 
 
 def contact_sheet(
@@ -53,8 +90,8 @@ def contact_sheet(
     path: str | os.PathLike,
     columns: int = 8,
 ) -> None:
-    """A PNG grid of the `issues` rows given (typically the top K), each image titled with its index,
-    given label and predicted label. `images[i]` is the training image at dataset row i (a PIL image
+    """A PNG grid of the `issues` rows given (typically the top `TOP_SUSPECTS`), each image titled with its
+    index, given label and predicted label. `images[j]` is the image of row j of `issues` (a PIL image
     or an image cell)."""
     from matplotlib.figure import Figure
 
@@ -71,7 +108,7 @@ def contact_sheet(
         if position >= count:
             continue
         row = issues[position]
-        axis.imshow(to_rgb(images[int(row["index"])]))
+        axis.imshow(to_rgb(images[position]))
         given, predicted = class_names[row["given_label"]], class_names[row["predicted_label"]]
         axis.set_title(f"#{row['index']}\ngiven: {given}\npredicted: {predicted}", fontsize=7)
     figure.suptitle("Label-issue suspects, lowest AUM first", fontsize=9)

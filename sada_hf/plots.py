@@ -1,6 +1,6 @@
-"""Plots of a SADA run (matplotlib, no pyplot state): how the strength distribution evolves over
-training (the paper's Figure 1 view of sample difficulty), the mean strength per class, and (with
-probes) the data map of Dataset Cartography."""
+"""Plots of a SADA run (matplotlib, no pyplot state): how the strengths relate to difficulty over
+training and how stable the assignment is, the mean strength per class, and the data map of Dataset
+Cartography from the training steps."""
 
 from __future__ import annotations
 
@@ -17,35 +17,32 @@ DATA_MAP_PLOT = "sada_data_map.png"
 _MAP_POINTS = 20_000  # a data map of more examples shows a seeded sample of them
 
 
-def plot_strength_history(history: Sequence[Any], num_examples: int, path: str | os.PathLike) -> None:
-    """Heat map of the strength distribution after each publication (share of all examples per bin),
-    its median and quartiles, and below it the share of examples still in warm-up."""
-    epochs = np.array([entry.epoch for entry in history])
-    shares = np.array([entry.histogram for entry in history], dtype=float).T / num_examples  # bins x publications
-    bins = shares.shape[0]
-    half_step = 0.5 * (np.min(np.diff(epochs)) if len(epochs) > 1 else 1.0)
-
-    figure = Figure(figsize=(8, 5.5), layout="constrained")
-    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    image = top.imshow(
-        shares,
-        origin="lower",
-        aspect="auto",
-        cmap="viridis",
-        extent=(epochs[0] - half_step, epochs[-1] + half_step, 0, 1),
-        vmin=0,
-    )
-    figure.colorbar(image, ax=top, label="share of examples")
-    defined = [e for e in history if e.strength_median is not None]
-    if defined:
-        x = [e.epoch for e in defined]
-        top.plot(x, [e.strength_median for e in defined], color="white", lw=2, label="median")
-        top.plot(x, [e.strength_q25 for e in defined], color="white", lw=1, ls="--", label="quartiles")
-        top.plot(x, [e.strength_q75 for e in defined], color="white", lw=1, ls="--")
-        top.legend(loc="upper left", fontsize=8, facecolor="0.3", labelcolor="white")
-    top.set_ylabel(f"strength ({bins} bins)")
-    top.set_title("SADA strength per example, at each publication")
-    bottom.bar(epochs, [e.warmup_fraction for e in history], color="0.5", width=1.6 * half_step)
+def plot_strength_history(history: Sequence[Any], path: str | os.PathLike) -> None:
+    """How the assignment relates to difficulty and how stable it is, one point per publication: the mean
+    strength of the examples whose last training step got them right and of those it got wrong (a gap
+    means the strengths follow difficulty), the Spearman correlation of each publication's strengths with
+    the previous one's, and the share of examples still in warm-up."""
+    epochs = [entry.epoch for entry in history]
+    figure = Figure(figsize=(8, 6), layout="constrained")
+    top, middle, bottom = figure.subplots(3, 1, sharex=True, height_ratios=[3, 2, 1])
+    for name, label, style in (
+        ("strength_mean_right", "examples predicted right", "tab:blue"),
+        ("strength_mean_wrong", "examples predicted wrong", "tab:red"),
+        ("strength_mean", "all examples", "0.4"),
+    ):
+        values = [np.nan if getattr(e, name) is None else getattr(e, name) for e in history]
+        top.plot(epochs, values, marker=".", color=style, label=label, ls="--" if name == "strength_mean" else "-")
+    top.set_ylim(0, 1)
+    top.set_ylabel("mean strength")
+    top.legend(fontsize=8, loc="best")
+    top.set_title("SADA strengths at each publication (right / wrong: the example's last training step)")
+    correlation = [np.nan if e.rank_correlation is None else e.rank_correlation for e in history]
+    middle.plot(epochs, correlation, marker=".", color="tab:green")
+    middle.set_ylim(-1.05, 1.05)
+    middle.axhline(0, color="0.7", lw=0.8)
+    middle.set_ylabel("Spearman with\nprevious")
+    width = 0.8 * (min(np.diff(epochs)) if len(epochs) > 1 else 1.0)
+    bottom.bar(epochs, [e.warmup_fraction for e in history], color="0.5", width=width)
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("in warm-up")
     bottom.set_xlabel("epoch")
@@ -91,15 +88,15 @@ def plot_class_strengths(
 
 
 def plot_data_map(statistics: dict[str, np.ndarray], path: str | os.PathLike) -> None:
-    """Dataset Cartography's data map from the probes: mean gold-label confidence against its
+    """Dataset Cartography's data map from the training steps: mean gold-label confidence against its
     variability, coloured by correctness, the marker size showing the final strength. Low confidence
     and low variability (bottom left) is where mislabelled examples gather; high variability is
     ambiguous; high confidence, low variability is easy."""
-    count = len(statistics["index"])
-    rows = np.arange(count)
-    if count > _MAP_POINTS:
-        rows = np.sort(np.random.default_rng(0).choice(count, _MAP_POINTS, replace=False))
-    strength = np.nan_to_num(statistics["strength"][rows], nan=0.5)
+    visited = np.flatnonzero(statistics["step_visits"] > 0)
+    rows = visited
+    if len(visited) > _MAP_POINTS:
+        rows = np.sort(np.random.default_rng(0).choice(visited, _MAP_POINTS, replace=False))
+    strength = np.nan_to_num(np.asarray(statistics["strength"], dtype=float)[rows], nan=0.5)
     figure = Figure(figsize=(7, 6), layout="constrained")
     axes = figure.subplots()
     points = axes.scatter(
@@ -113,10 +110,10 @@ def plot_data_map(statistics: dict[str, np.ndarray], path: str | os.PathLike) ->
         alpha=0.6,
         linewidths=0,
     )
-    figure.colorbar(points, ax=axes, label="correctness (share of probes right)")
-    axes.set_xlabel("variability (std of the gold-label probability across probes)")
+    figure.colorbar(points, ax=axes, label="correctness (share of training steps right)")
+    axes.set_xlabel("variability (std of the gold-label probability across epochs)")
     axes.set_ylabel("confidence (mean gold-label probability)")
     axes.set_ylim(0, 1)
-    shown = f"{len(rows):,} of {count:,} examples" if len(rows) < count else f"{count:,} examples"
-    axes.set_title(f"Data map from the probes ({shown}; marker size: final strength)")
+    shown = f"{len(rows):,} of {len(visited):,} examples" if len(rows) < len(visited) else f"{len(rows):,} examples"
+    axes.set_title(f"Data map from the training steps ({shown}; marker size: final strength)")
     figure.savefig(path, dpi=120)

@@ -1,8 +1,8 @@
-"""`SADAState`: everything SADA keeps for a training run, with its epoch and probe logic.
+"""`SADAState`: everything SADA keeps for a training run, and how strengths are published from it.
 
 No Hugging Face imports: the trainer calls `begin_epoch` / `end_epoch` at the training loop's epoch
-boundaries, `observe` with training-step logits or `observe_probe` + `end_probe` with probe logits,
-and `save` / `load` with checkpoints (the file format lives in `persistence.py`).
+boundaries (when, `Timeline` says), `observe` with training-step logits, `observe_probe` + `end_probe`
+with probe logits, and `save` / `load` with checkpoints (the file format lives in `persistence.py`).
 """
 
 from __future__ import annotations
@@ -16,24 +16,26 @@ import numpy as np
 import torch
 
 from .config import SADAConfig
-from .persistence import read_shard, read_state, write_config, write_shard, write_state, write_summary
-from .sharding import AllGather, Shard
+from .margins import MarginStore
+from .persistence import STATE_FILE, SUMMARY_FILE, State, read_state, write_config, write_parquet, write_state
+from .sharding import AllGather, Shard, check_tensor
 from .store import InfluenceStore
-from .strategies import STRATEGIES
-from .strengths import StrengthSchedule
+from .strategies import STRATEGIES, Examples
+from .strengths import StrengthSchedule, average_ranks
+from .timeline import Timeline
 
 HISTOGRAM_BINS = 20
 # Config fields that change what is stored: a state saved with other values cannot be restored.
 _STRUCTURAL_FIELDS = ("window", "store_dtype", "influence")
-
-
-@dataclass(frozen=True)
-class Examples:
-    """The per-example vectors a strategy chooses strengths from, N long, identical on every process."""
-
-    variance: torch.Tensor  # float32, the EMA V (NaN: undefined)
-    visits: torch.Tensor  # int32, stored visits
-    certainty: torch.Tensor  # float32, 1 - H(p) / log K of the last prediction (NaN: never visited, or unused)
+# The N-long training-step dynamics every process holds (`MarginStore.summary`, gathered), with their dtypes.
+_DYNAMICS = {
+    "aum": torch.float32,
+    "confidence": torch.float32,
+    "variability": torch.float32,
+    "correctness": torch.float32,
+    "visits": torch.int32,
+    "predicted": torch.int32,
+}
 
 
 @dataclass
@@ -51,6 +53,11 @@ class StrengthStatistics:
     strength_q25: float | None = None
     strength_median: float | None = None
     strength_q75: float | None = None
+    # mean strength of the examples whose last training step predicted their label, and of the others
+    strength_mean_right: float | None = None
+    strength_mean_wrong: float | None = None
+    # Spearman correlation with the strengths of the publication before (1: the same assignment)
+    rank_correlation: float | None = None
     histogram: list[int] = field(default_factory=list)  # HISTOGRAM_BINS bins over [0, 1]
 
     def scalars(self) -> dict[str, float]:
@@ -59,31 +66,32 @@ class StrengthStatistics:
 
 
 class SADAState:
-    """SADA's state for one run over `num_examples` training examples with `num_labels` classes.
+    """SADA's state for one run over training examples with `labels` (N) among `num_labels` classes.
 
     With W processes, each keeps the store rows of the examples its `shard` owns (i % W == rank) and
-    every process holds the N-long vectors (strengths, V, visits), made identical at each publication
-    by `all_gather` (`accelerator.gather`; not needed with one process).
+    every process holds the N-long vectors (strengths, V, visits, training-step dynamics), made identical
+    at each publication and epoch end by `all_gather` (`accelerator.gather`; not needed with one process).
 
     Attributes:
         config (`SADAConfig`): the configuration, with a concrete `augmentation_seed`.
-        store (`InfluenceStore`): the per-example influence signal of this process's examples.
+        labels (`torch.Tensor`, N, int64): the gold label of every example.
+        store (`InfluenceStore`): the influence signal of this process's examples (paper Eq. 5-7).
+        margins (`MarginStore`): the training-step margins of this process's examples (free, every mode).
         schedule (`StrengthSchedule`): epoch and strengths in shared memory, read by `SADATransform`.
-        epochs_completed (`int`): training-loop epochs ended since `reset`.
-        epoch_open (`bool`): the current epoch has begun and not ended.
-        probes_completed (`int`): probes fed into the store since `reset`.
+        timeline (`Timeline`): epochs and probes so far, and the probe schedule.
         resharded_from (`int` or `None`): the number of processes of the state `load` re-sharded, if any.
-        epoch_start_publication (`int`): publications made before the current epoch began.
+        margins_missing_on_load (`bool`): `load` read a state from before margins were recorded (sada_hf < 0.4).
         history (`list[StrengthStatistics]`): one entry per publication.
     """
 
     def __init__(
         self,
-        num_examples: int,
+        labels: torch.Tensor,
         num_labels: int,
         config: SADAConfig,
         shard: Shard | None = None,
         all_gather: AllGather | None = None,
+        timeline: Timeline | None = None,
     ) -> None:
         if config.augmentation_seed is None:
             raise ValueError(
@@ -91,15 +99,22 @@ class SADAState:
             )
         self.config = config
         self.strategy = STRATEGIES[config.strategy]
+        self.labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+        num_examples = self.labels.numel()
         self.store = InfluenceStore(
             num_examples, num_labels, config.window, config.decay, config.store_dtype, shard=shard
         )
+        self.margins = MarginStore(self.labels, shard=self.store.shard)
         self._all_gather = all_gather
         self.schedule = StrengthSchedule(num_examples)
-        # V and visits of every example as of the last publication (every process holds them).
+        self.timeline = timeline if timeline is not None else Timeline(config.probe_every if self.uses_probe else None)
+        # What every process holds, as of the last publication or epoch end.
         self._variance = torch.full((num_examples,), math.nan, dtype=torch.float32)
         self._visits = torch.zeros(num_examples, dtype=torch.int32)
+        self._dynamics = {name: torch.zeros(num_examples, dtype=dtype) for name, dtype in _DYNAMICS.items()}
         self.reset()
+
+    # ---- what it holds -----------------------------------------------------------------------
 
     @property
     def shard(self) -> Shard:
@@ -107,10 +122,10 @@ class SADAState:
 
     @property
     def shared_nbytes(self) -> int:
-        """Bytes of the N-long vectors every process holds (strength tables, V, visits)."""
+        """Bytes of the N-long vectors every process holds (strength tables, V, visits, dynamics)."""
         schedule = self.schedule
-        tensors = (schedule.strengths, schedule.previous, schedule.visit_publication, self._variance, self._visits)
-        return sum(t.numel() * t.element_size() for t in tensors)
+        tensors = [schedule.strengths, schedule.previous, schedule.visit_publication, self._variance, self._visits]
+        return sum(t.numel() * t.element_size() for t in tensors + list(self._dynamics.values()))
 
     @property
     def num_examples(self) -> int:
@@ -136,9 +151,31 @@ class SADAState:
         return self._visits.clone()
 
     @property
+    def training_dynamics(self) -> dict[str, np.ndarray]:
+        """Per example, from the training steps up to the last epoch end or publication: `aum` (mean
+        gold-label margin), `confidence` (mean gold-label probability), `variability` (its standard
+        deviation), `correctness` (share of visits right; NaN before the first visit for all four),
+        `step_visits` and `predicted` (the class predicted at the last visit, -1 before the first)."""
+        dynamics = {name: tensor.numpy().copy() for name, tensor in self._dynamics.items()}
+        dynamics["step_visits"] = dynamics.pop("visits")
+        return dynamics
+
+    @property
     def epoch(self) -> int:
         """The training-loop epoch being trained (0-based; it keys the augmentation draws)."""
         return int(self.schedule.epoch)
+
+    @property
+    def epochs_completed(self) -> int:
+        return self.timeline.counters.epochs_completed
+
+    @property
+    def epoch_open(self) -> bool:
+        return self.timeline.counters.epoch_open
+
+    @property
+    def probes_completed(self) -> int:
+        return self.timeline.counters.probes_completed
 
     @property
     def publications(self) -> int:
@@ -152,49 +189,54 @@ class SADAState:
         """Start fresh at `epoch` (0, or a resumed run's epoch when its checkpoint had no SADA state),
         in place: workers keep reading the same shared tensors."""
         self.store.reset()
+        self.margins.reset()
+        self.timeline.reset(epoch)
         self.resharded_from = None
+        self.margins_missing_on_load = False
         self._variance.fill_(math.nan)
         self._visits.zero_()
+        self._reset_dynamics()
         self._nonfinite_total = 0
-        self.epochs_completed = epoch
-        self.epoch_open = False
-        self.probes_completed = 0
-        self.epoch_start_publication = 0
-        self.history: list[StrengthStatistics] = []
         self._nonfinite_at_last_publication = 0
+        self.history: list[StrengthStatistics] = []
         self.schedule.reset(self.strategy.at_reset(self.num_examples, self._generator(-1)), epoch)
+
+    def _reset_dynamics(self) -> None:
+        for name, tensor in self._dynamics.items():
+            tensor.fill_(-1 if name == "predicted" else (0 if name == "visits" else math.nan))
 
     # ---- the training loop's epochs ----------------------------------------------------------
 
     def begin_epoch(self) -> None:
         """Enter the next training-loop epoch. The caller first ends an epoch still open (a checkpoint
         written by the last step of an epoch, before that epoch ended)."""
-        if self.epoch_open:
-            raise RuntimeError("begin_epoch called while an epoch is open: end it first.")
-        self.epoch_open = True
-        self.epoch_start_publication = self.publications
+        self.timeline.begin_epoch(self.publications)
         self.schedule.set_epoch(self.epochs_completed)
 
     def end_epoch(self) -> StrengthStatistics | None:
         """Close the epoch. With training-step influence, publish the strengths for the next epoch and
-        return their statistics; with probes, publications follow probes (`end_probe`)."""
-        self.epoch_open = False
-        self.epochs_completed += 1
+        return their statistics; with probes (publications follow probes) bring the per-example vectors
+        up to date."""
+        self.timeline.end_epoch()
         if self.uses_probe:
+            self._gather_examples()
             return None
         return self.publish(float(self.epochs_completed))
 
     def probe_due_at_epoch_end(self) -> bool:
         """Whether a probe runs at the end of the open epoch (every epoch end, or every n-th)."""
-        every = self.config.probe_every
-        return self.uses_probe and (every <= 1 or (self.epochs_completed + 1) % round(every) == 0)
+        return self.timeline.probe_due_at_epoch_end()
 
     # ---- recording predictions ---------------------------------------------------------------
 
     def observe(self, indices: torch.Tensor, logits: torch.Tensor) -> int:
         """Record training-step logits (B x K) of the examples at `indices` (B) for this epoch (the rows of
-        examples this process owns; the others are skipped)."""
-        return self.store.update(indices, logits, self.epoch)
+        examples this process owns; the others are skipped): their margins always, and their influence
+        unless probes feed the influence store. Returns the number of visits recorded."""
+        recorded = self.margins.update(indices, logits, self.epoch)
+        if not self.uses_probe:
+            recorded = self.store.update(indices, logits, self.epoch)
+        return recorded
 
     def observe_probe(self, indices: torch.Tensor, logits: torch.Tensor) -> int:
         """Record probe logits (clean view, eval mode) of the examples at `indices` for the current probe
@@ -203,11 +245,11 @@ class SADAState:
 
     def end_probe(self, at_epoch: float) -> StrengthStatistics:
         """Close the current probe and publish the strengths it yields."""
-        self.probes_completed += 1
+        self.timeline.end_probe()
         return self.publish(at_epoch)
 
     def publish(self, at_epoch: float) -> StrengthStatistics:
-        """Publish the strategy's strengths from the store (or keep them, for strategies that never
+        """Publish the strategy's strengths from the stores (or keep them, for strategies that never
         change) and return their statistics."""
         examples = self._gather_examples()
         update = self.strategy.at_publication
@@ -221,23 +263,33 @@ class SADAState:
         return stats
 
     def _gather_examples(self) -> Examples:
-        """Every process's V, visits and (for strategies that read it) certainty put together in dataset
-        order (one all-gather), and the non-finite count summed over processes."""
+        """Every process's V, visits, training-step dynamics and (for strategies that read it) certainty put
+        together in dataset order (one all-gather), and the non-finite count summed over processes."""
         store = self.store
-        local = torch.zeros(store.shard.size, 4, dtype=torch.float64)  # float64 holds each column exactly
-        local[:, 0], local[:, 1] = store.variance, store.visits
-        local[:, 2] = store.certainty() if self.strategy.uses_certainty else math.nan
+        columns = {
+            "variance": store.variance,
+            "visits": store.visits,
+            "certainty": store.certainty() if self.strategy.uses_certainty else math.nan,
+            "nonfinite": 0.0,
+            **{f"dynamics.{name}": value for name, value in self.margins.summary().items()},
+        }
+        local = torch.zeros(store.shard.size, len(columns), dtype=torch.float64)  # float64 holds each exactly
+        for position, value in enumerate(columns.values()):
+            local[:, position] = value
         if store.shard.size > 0:
             local[0, 3] = store.nonfinite_skipped  # each shard's count, once: the column sums to the total
-        full = store.shard.gather(local, self._all_gather)
-        self._variance.copy_(full[:, 0])
-        self._visits.copy_(full[:, 1])
-        self._nonfinite_total = int(full[:, 3].sum())
-        return Examples(self.variance, self.visits, full[:, 2].to(torch.float32))
+        full = dict(zip(columns, store.shard.gather(local, self._all_gather).unbind(1)))
+        self._variance.copy_(full["variance"])
+        self._visits.copy_(full["visits"])
+        for name, tensor in self._dynamics.items():
+            tensor.copy_(full[f"dynamics.{name}"])
+        self._nonfinite_total = int(full["nonfinite"].sum())
+        return Examples(self.variance, self.visits, full["certainty"].to(torch.float32), self._dynamics["aum"].clone())
 
     def _statistics(self, at_epoch: float) -> StrengthStatistics:
         strengths = self.schedule.strengths
-        defined = strengths[~torch.isnan(strengths)].to(torch.float64)
+        has_strength = ~torch.isnan(strengths)
+        defined = strengths[has_strength].to(torch.float64)
         stats = StrengthStatistics(
             publication=self.publications,
             epoch=at_epoch,
@@ -251,6 +303,11 @@ class SADAState:
             q25, q50, q75 = torch.quantile(defined, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
             stats.strength_mean, stats.strength_std = float(defined.mean()), float(defined.std(unbiased=False))
             stats.strength_q25, stats.strength_median, stats.strength_q75 = q25, q50, q75
+            predicted = self._dynamics["predicted"]
+            right = predicted == self.labels
+            stats.strength_mean_right = _mean_or_none(strengths[has_strength & right])
+            stats.strength_mean_wrong = _mean_or_none(strengths[has_strength & ~right & (predicted >= 0)])
+            stats.rank_correlation = _spearman(strengths, self.schedule.previous)
         return stats
 
     def _expected_strength(self, defined: torch.Tensor) -> float:
@@ -265,140 +322,158 @@ class SADAState:
         """A generator that depends only on (seed, purpose): resumed runs draw the same values."""
         return torch.Generator().manual_seed(self.config.augmentation_seed * 1_000_003 + purpose + 1)
 
-    # ---- persistence -------------------------------------------------------------------------
+    # ---- state_dict and files ----------------------------------------------------------------
 
     def _metadata(self) -> dict[str, Any]:
         return {
             "num_examples": self.num_examples,
             "num_labels": self.num_labels,
             "world_size": self.shard.world_size,
-            "epochs_completed": self.epochs_completed,
-            "epoch_open": self.epoch_open,
-            "probes_completed": self.probes_completed,
-            "epoch_start_publication": self.epoch_start_publication,
+            **self.timeline.state_dict(),
             "nonfinite_at_last_publication": self._nonfinite_at_last_publication,
             "config": self.config.to_dict(),
             "history": [asdict(h) for h in self.history],
         }
 
-    def save(self, directory: str | os.PathLike, write_shared: bool = True) -> None:
-        """Write everything needed to resume into `directory`: what every process holds in
-        `sada_state.safetensors` and `sada_config.json` (if `write_shared`: one process writes them), and
-        with W > 1 processes this process's store shard (every process calls `save`). Atomic writes."""
-        store = {f"store.{name}": t for name, t in self.store.state_dict().items()}
-        sharded = self.shard.world_size > 1
-        if sharded:
-            write_shard(directory, self.shard.rank, self.shard.world_size, store)
-        if write_shared:
-            tensors = {f"schedule.{name}": t.clone() for name, t in self.schedule.state_dict().items()}
-            tensors.update({"examples.variance": self._variance, "examples.visits": self._visits})
-            write_state(directory, tensors if sharded else {**tensors, **store}, self._metadata())
+    def state_dict(self) -> State:
+        """Everything needed to resume, by this process: `metadata` (sizes, timeline counters, config,
+        history; JSON), `shared` (the tensors every process holds) and `rows` (this process's rows of the
+        influence store and of the margins)."""
+        shared = {f"schedule.{name}": t.clone() for name, t in self.schedule.state_dict().items()}
+        shared.update({"examples.variance": self._variance, "examples.visits": self._visits})
+        shared.update({f"dynamics.{name}": t for name, t in self._dynamics.items()})
+        rows = {"store": self.store.state_dict(), "margins": self.margins.state_dict()}
+        return {"metadata": self._metadata(), "shared": shared, "rows": rows}
 
-    def save_summary(self, directory: str | os.PathLike) -> None:
-        """Write what a saved model needs to show how it was augmented: one row per example (strength,
-        V, visits at the last publication) in `sada_examples.parquet`, and `sada_config.json`. Not
-        resumable: checkpoints are."""
-        write_summary(
-            directory,
-            {
-                "index": np.arange(self.num_examples, dtype=np.int64),
-                "strength": self.schedule.strengths.numpy(),
-                "variance": self._variance.numpy(),
-                "visits": self._visits.numpy(),
-            },
-        )
-        write_config(directory, self._metadata())
-
-    def load(self, directory: str | os.PathLike) -> list[str]:
-        """Restore the state saved in `directory`, in place. Everything is read and checked before
-        anything changes. Returns the names of config fields that differ from the saved run (the
-        current values are kept). Raises `FileNotFoundError` if there is no state, `ValueError` if it
-        is corrupt or belongs to another dataset size, label count or store layout.
-
-        A state saved by another number of processes is re-sharded: each process reads the saved shards one at a
-        time and keeps the rows it owns now."""
-        tensors, metadata = read_state(directory)
-        where = os.path.join(directory, "sada_state.safetensors")
+    def load_state_dict(self, state: State, source: str = "the state given") -> list[str]:
+        """Restore `state_dict()` output, or a checkpoint's as `persistence.read_state` reads it (whose rows
+        may come from another number of processes: they are re-sharded), in place. Everything is checked
+        before anything changes. Returns the names of config fields that differ from the saved run (the
+        current values are kept); raises `ValueError` naming `source` if the state is incomplete or belongs to
+        another dataset size, label count or store layout."""
+        metadata, shared = state["metadata"], state["shared"]
+        counters, history, saved_config = _read_metadata(metadata, source)
+        self._check_compatible(metadata, saved_config, source)
         try:
-            saved = {name: int(metadata[name]) for name in ("num_examples", "num_labels", "epochs_completed")}
-            saved_world_size = int(metadata.get("world_size", 1))  # format version 2: one process
-            counters = {
-                name: int(metadata[name])
-                for name in ("probes_completed", "epoch_start_publication", "nonfinite_at_last_publication")
+            schedule = {
+                name.removeprefix("schedule."): t for name, t in shared.items() if name.startswith("schedule.")
             }
-            epoch_open = bool(metadata["epoch_open"])
-            history = [StrengthStatistics(**entry) for entry in metadata["history"]]
-            saved_config = SADAConfig.from_dict(metadata["config"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"The SADA state {where} has incomplete metadata ({error!r}).") from error
-        for name, here in (("num_examples", self.num_examples), ("num_labels", self.num_labels)):
-            if saved[name] != here:
-                what = "training examples" if name == "num_examples" else "labels"
+            self.schedule.check_state_dict(schedule)
+            for name, here in (("examples.variance", self._variance), ("examples.visits", self._visits)):
+                check_tensor(name, shared[name], tuple(here.shape), here.dtype, source)
+            has_margins = "margins" in state["rows"]
+            if has_margins:
+                for name, here in self._dynamics.items():
+                    check_tensor(f"dynamics.{name}", shared[f"dynamics.{name}"], tuple(here.shape), here.dtype, source)
+            store_rows = self.store.read_shards(_sources(state["rows"]["store"], self.shard))
+            margin_rows = (
+                self.margins.read_shards(_sources(state["rows"]["margins"], self.shard)) if has_margins else None
+            )
+        except KeyError as error:
+            raise ValueError(f"The SADA state in {source} lacks the tensor {error}.") from error
+
+        self.schedule.load_state_dict(schedule)
+        self._variance.copy_(shared["examples.variance"])
+        self._visits.copy_(shared["examples.visits"])
+        self.store.assign(store_rows)
+        if margin_rows is None:
+            self.margins.reset()
+            self._reset_dynamics()
+        else:
+            self.margins.assign(margin_rows)
+            for name, tensor in self._dynamics.items():
+                tensor.copy_(shared[f"dynamics.{name}"])
+        self.margins_missing_on_load = margin_rows is None
+        self.timeline.load_state_dict(counters)
+        self._nonfinite_at_last_publication = int(metadata["nonfinite_at_last_publication"])
+        self._nonfinite_total = self._nonfinite_at_last_publication
+        self.history = history
+        saved_world_size = int(metadata["world_size"])
+        self.resharded_from = saved_world_size if saved_world_size != self.shard.world_size else None
+        return [f.name for f in fields(SADAConfig) if getattr(saved_config, f.name) != getattr(self.config, f.name)]
+
+    def _check_compatible(self, metadata: dict[str, Any], saved_config: SADAConfig, source: str) -> None:
+        for name, here, what in (
+            ("num_examples", self.num_examples, "training examples"),
+            ("num_labels", self.num_labels, "labels"),
+        ):
+            if int(metadata[name]) != here:
                 raise ValueError(
-                    f"The SADA state in {where} was written for {saved[name]} {what}, but this run has {here}: "
+                    f"The SADA state in {source} was written for {metadata[name]} {what}, but this run has {here}: "
                     "it belongs to another dataset or model, and its strengths would be assigned to the wrong "
                     "examples. Resume from a checkpoint of this dataset, or train with a new output_dir."
                 )
         for name in _STRUCTURAL_FIELDS:
             if getattr(saved_config, name) != getattr(self.config, name):
                 raise ValueError(
-                    f"The SADA state in {where} was saved with {name}={getattr(saved_config, name)!r}, this run "
+                    f"The SADA state in {source} was saved with {name}={getattr(saved_config, name)!r}, this run "
                     f"uses {name}={getattr(self.config, name)!r}; the stored tensors cannot be reused. Use the "
                     "saved value to resume."
                 )
-        schedule = _prefixed(tensors, "schedule.")
-        if saved_world_size == 1:
-            whole = _prefixed(tensors, "store.")
-            sources = [(Shard(self.num_examples), lambda: whole)]
-            examples = _prefixed(tensors, "examples.") or {
-                "variance": whole.get("variance"),
-                "visits": whole.get("visits"),
-            }
-        else:
-            own = saved_world_size == self.shard.world_size
-            ranks = [self.shard.rank] if own else range(saved_world_size)
-            sources = [
-                (Shard(self.num_examples, rank, saved_world_size), _shard_reader(directory, rank, saved_world_size))
-                for rank in ranks
-            ]
-            examples = _prefixed(tensors, "examples.")
-        try:
-            for name, here in (("variance", self._variance), ("visits", self._visits)):
-                got = examples[name]
-                if got is None or got.shape != here.shape or got.dtype != here.dtype:
-                    raise ValueError(f"The SADA state in {where} has no valid per-example {name} tensor.")
-            self.schedule.check_state_dict(schedule)
-            self.store.load_shards(sources)  # reads and checks every shard before it copies any row
-        except KeyError as error:
-            raise ValueError(f"The SADA state in {where} lacks the tensor {error}.") from error
-        self.schedule.load_state_dict(schedule)
-        self._variance.copy_(examples["variance"])
-        self._visits.copy_(examples["visits"])
 
-        self.epochs_completed = saved["epochs_completed"]
-        self.epoch_open = epoch_open
-        self.probes_completed = counters["probes_completed"]
-        self.epoch_start_publication = counters["epoch_start_publication"]
-        self._nonfinite_at_last_publication = counters["nonfinite_at_last_publication"]
-        self._nonfinite_total = self._nonfinite_at_last_publication
-        self.history = history
-        self.resharded_from = saved_world_size if saved_world_size != self.shard.world_size else None
-        return [f.name for f in fields(SADAConfig) if getattr(saved_config, f.name) != getattr(self.config, f.name)]
+    def save(self, directory: str | os.PathLike, write_shared: bool = True) -> None:
+        """Write everything needed to resume into `directory` (every process calls this; `write_shared` on
+        one process). Atomic writes."""
+        write_state(directory, self.state_dict(), self.shard, write_shared)
+
+    def load(self, directory: str | os.PathLike) -> list[str]:
+        """Restore the state saved in `directory` (see `load_state_dict`). Raises `FileNotFoundError` if
+        there is none."""
+        return self.load_state_dict(read_state(directory), source=os.path.join(directory, STATE_FILE))
+
+    def summary(self) -> dict[str, np.ndarray]:
+        """One row per example: what the run did (`strength`, `variance`, `visits` as last published) and
+        what it learned about each example (`training_dynamics`), with its `index` and `label`."""
+        return {
+            "index": np.arange(self.num_examples, dtype=np.int64),
+            "label": self.labels.numpy(),
+            "strength": self.schedule.strengths.numpy(),
+            "variance": self._variance.numpy(),
+            "visits": self._visits.numpy(),
+            **self.training_dynamics,
+        }
+
+    def save_summary(self, directory: str | os.PathLike) -> None:
+        """Write `summary()` to `sada_examples.parquet` and the configuration to `sada_config.json`: what a
+        saved model needs to show how it was trained. Not resumable: checkpoints are."""
+        write_parquet(os.path.join(directory, SUMMARY_FILE), self.summary())
+        write_config(directory, self._metadata())
 
 
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {name.removeprefix(prefix): t for name, t in tensors.items() if name.startswith(prefix)}
+def _read_metadata(metadata: dict[str, Any], source: str) -> tuple[dict[str, Any], list, SADAConfig]:
+    """The timeline counters, history and config of saved metadata, after checking that every entry the
+    state needs is there; `ValueError` naming what is missing."""
+    try:
+        for name in ("num_examples", "num_labels", "world_size", "nonfinite_at_last_publication"):
+            int(metadata[name])
+        counters = {
+            "epochs_completed": int(metadata["epochs_completed"]),
+            "epoch_open": bool(metadata["epoch_open"]),
+            "probes_completed": int(metadata["probes_completed"]),
+            "epoch_start_publication": int(metadata["epoch_start_publication"]),
+        }
+        history = [StrengthStatistics(**entry) for entry in metadata["history"]]
+        return counters, history, SADAConfig.from_dict(metadata["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"The SADA state {source} has incomplete metadata ({error!r}).") from error
 
 
-def _shard_reader(directory: str | os.PathLike, rank: int, world_size: int):
-    return lambda: _prefixed(read_shard(directory, rank, world_size), "store.")
+def _sources(rows: Any, shard: Shard) -> list:
+    """A row store's saved shards: as read from a checkpoint, or this process's own `state_dict()`."""
+    return rows if isinstance(rows, list) else [(shard, lambda: rows)]
 
 
-def mid_epoch_probe_steps(probe_every: float, updates_in_epoch: int) -> list[int]:
-    """The optimizer steps (1-based, within an epoch) after which a probe runs, before the epoch-end one:
-    probe k of n = 1/probe_every runs after step ceil(k * U / n); probes that would share a step run once."""
-    if probe_every >= 1:
-        return []
-    per_epoch = round(1 / probe_every)
-    steps = {math.ceil(k * updates_in_epoch / per_epoch) for k in range(1, per_epoch)}
-    return sorted(s for s in steps if 0 < s < updates_in_epoch)
+def _mean_or_none(values: torch.Tensor) -> float | None:
+    return float(values.to(torch.float64).mean()) if values.numel() > 0 else None
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """Spearman correlation of `a` and `b` over the examples where both are defined (None if fewer than 3,
+    or if either is constant there)."""
+    both = ~torch.isnan(a) & ~torch.isnan(b)
+    if int(both.sum()) < 3:
+        return None
+    ranks = [average_ranks(x[both].to(torch.float64)) for x in (a, b)]
+    centred = [r - r.mean() for r in ranks]
+    norm = float(centred[0].norm() * centred[1].norm())
+    return float((centred[0] * centred[1]).sum()) / norm if norm > 0 else None

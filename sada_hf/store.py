@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 import torch
 
-from .sharding import Shard
+from .sharding import RowStore, Shard, new_visits
 from .strengths import entropy_strengths
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
-_ROW_TENSORS = ("log_probs", "window", "variance", "visits", "last_round")  # one row per owned example
 
 
-class InfluenceStore:
+class InfluenceStore(RowStore):
     """Per-example influence state for `num_examples` examples and `num_labels` classes, on the CPU: the
     rows of the examples `shard` owns (default: all of them), at local row i // world_size.
 
@@ -32,6 +29,9 @@ class InfluenceStore:
         nonfinite_skipped (`int`): rows with non-finite logits that were counted and not stored.
     """
 
+    ROWS = ("log_probs", "window", "variance", "visits", "last_round")
+    COUNTERS = ("nonfinite_skipped",)
+
     def __init__(
         self,
         num_examples: int,
@@ -47,14 +47,15 @@ class InfluenceStore:
             raise ValueError(
                 f"`num_labels` must be >= 2, got {num_labels}: the influence compares class distributions."
             )
-        self.shard = shard if shard is not None else Shard(num_examples)
-        if self.shard.num_examples != num_examples:
-            raise ValueError(f"The shard covers {self.shard.num_examples} examples, the store {num_examples}.")
+        shard = shard if shard is not None else Shard(num_examples)
+        if shard.num_examples != num_examples:
+            raise ValueError(f"The shard covers {shard.num_examples} examples, the store {num_examples}.")
+        super().__init__(shard)
         self.num_examples = num_examples
         self.num_labels = num_labels
         self.window_size = window
         self.decay = decay
-        rows = self.shard.size
+        rows = shard.size
         self.log_probs = torch.zeros(rows, num_labels, dtype=_DTYPES[store_dtype])
         self.window = torch.zeros(rows, window, dtype=torch.float32)
         self.variance = torch.full((rows,), float("nan"), dtype=torch.float32)
@@ -81,42 +82,25 @@ class InfluenceStore:
         are counted, not stored; an index repeated in the batch or already visited in `round` keeps its
         first visit only. Returns the number of visits stored.
         """
-        indices = indices.reshape(-1).to(torch.int64)
-        logits = logits.reshape(indices.numel(), -1)
-        if logits.shape[1] != self.num_labels:
+        if logits.shape[-1] != self.num_labels:
             raise ValueError(
-                f"Logits have {logits.shape[1]} classes but the store was built for {self.num_labels}: "
-                "the model's num_labels must match the SADA state."
+                f"Logits have {logits.shape[-1]} classes but the store was built for {self.num_labels}: the "
+                "model's num_labels must match the SADA state."
             )
-        if indices.numel() > 0 and int(indices.max()) >= self.num_examples:
-            raise IndexError(
-                f"Index {int(indices.max())} is out of range for a store of {self.num_examples} examples: the "
-                "index column must hold positions 0..N-1 of the training dataset."
-            )
-        mine = (indices >= 0) & self.shard.owns(indices)
-        finite = torch.isfinite(logits).all(dim=1)
-        self.nonfinite_skipped += int((mine & ~finite).sum())
-        indices, logits = _select(indices, logits, mine & finite)
-        if indices.numel() == 0:
+        rows, logits, nonfinite = new_visits(self.shard, self.last_round, indices, logits, round)
+        self.nonfinite_skipped += nonfinite
+        if rows.numel() == 0:
             return 0
-        indices = self.shard.local_rows(indices)  # local rows from here on
-        if torch.unique(indices).numel() != indices.numel():
-            first = _first_occurrences(indices)
-            indices, logits = indices[first], logits[first]
-        indices, logits = _select(indices, logits, self.last_round.index_select(0, indices) != round)
-        if indices.numel() == 0:
-            return 0
-
-        log_p = torch.log_softmax(logits.to(torch.float32), dim=1)
-        visits = self.visits.index_select(0, indices)
+        log_p = torch.log_softmax(logits, dim=1)
+        visits = self.visits.index_select(0, rows)
         seen = visits > 0
-        rows, seen_log_p = _select(indices, log_p, seen)
-        if rows.numel() > 0:
-            self._add_influence(rows, seen_log_p, visits[seen].to(torch.int64) - 1)
-        self.log_probs.index_copy_(0, indices, log_p.clamp(min=self._log_prob_floor).to(self.log_probs.dtype))
-        self.visits.index_copy_(0, indices, visits + 1)
-        self.last_round.index_fill_(0, indices, round)
-        return int(indices.numel())
+        if bool(seen.any()):
+            positions = seen.nonzero().squeeze(1)
+            self._add_influence(rows[positions], log_p[positions], visits[positions].to(torch.int64) - 1)
+        self.log_probs.index_copy_(0, rows, log_p.clamp(min=self._log_prob_floor).to(self.log_probs.dtype))
+        self.visits.index_copy_(0, rows, visits + 1)
+        self.last_round.index_fill_(0, rows, round)
+        return int(rows.numel())
 
     def _add_influence(self, rows: torch.Tensor, log_p: torch.Tensor, recorded: torch.Tensor) -> None:
         """Append |KL(p || stored p)| to each row's window and fold its window variance into V.
@@ -151,97 +135,3 @@ class InfluenceStore:
     def certainty(self) -> torch.Tensor:
         """1 - H(p) / log K of each owned example's last prediction (float32; NaN if never visited)."""
         return entropy_strengths(self.log_probs, self.visits)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by this store's tensors."""
-        return sum(t.numel() * t.element_size() for t in self.state_dict().values())
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The tensors that restore this store exactly."""
-        return {
-            "log_probs": self.log_probs,
-            "window": self.window,
-            "variance": self.variance,
-            "visits": self.visits,
-            "last_round": self.last_round,
-            "nonfinite_skipped": torch.tensor(self.nonfinite_skipped, dtype=torch.int64),
-        }
-
-    def check_state_dict(self, state: dict[str, torch.Tensor], shard: Shard | None = None) -> None:
-        """Raise `ValueError` naming the tensor, its shape and dtype and what this store needs, unless
-        `state` can be loaded (as the state of `shard`, default this store's)."""
-        rows = (shard or self.shard).size
-        expected = {name: (tuple(t.shape), t.dtype) for name, t in self.state_dict().items()}
-        missing = sorted(set(expected) - set(state))
-        if missing:
-            raise ValueError(f"SADA store state lacks {missing}; it has {sorted(state)}.")
-        for name, (shape, dtype) in expected.items():
-            shape = (rows, *shape[1:]) if shape else shape
-            got = state[name]
-            if tuple(got.shape) != shape or got.dtype != dtype:
-                raise ValueError(
-                    f"SADA store tensor {name!r} has shape {tuple(got.shape)} and dtype {got.dtype}; it needs shape "
-                    f"{shape} and dtype {dtype} ({rows} of {self.num_examples} examples, {self.num_labels} labels, "
-                    f"window {self.window_size})."
-                )
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore from `state_dict()` output of a store with the same shard, after checking every name,
-        shape and dtype; nothing is changed if a check fails."""
-        self.load_shards([(self.shard, lambda: state)])
-
-    def load_shards(self, sources: Iterable[tuple[Shard, Callable[[], dict[str, torch.Tensor]]]]) -> None:
-        """Restore this store's rows from the saved shards of a store over the same examples, possibly sharded
-        over another number of processes (re-sharding). Each source is (its shard, a function reading its
-        `state_dict()`), read one at a time. Everything is checked before anything changes. A re-sharded
-        store's non-finite count goes to rank 0 (the total across processes is kept)."""
-        sources = list(sources)
-        if len(sources) == 1 and sources[0][0] == self.shard:  # the same sharding: no re-sharding copy
-            state = sources[0][1]()
-            self.check_state_dict(state)
-            for name in _ROW_TENSORS:
-                getattr(self, name).copy_(state[name])
-            self.nonfinite_skipped = int(state["nonfinite_skipped"])
-            return
-        restored = {name: getattr(self, name).clone() for name in _ROW_TENSORS}
-        covered = torch.zeros(self.shard.size, dtype=torch.bool)
-        nonfinite = 0
-        for shard, read in sources:
-            if shard.num_examples != self.num_examples:
-                raise ValueError(
-                    f"A saved shard covers {shard.num_examples} examples; this store has {self.num_examples}."
-                )
-            state = read()
-            self.check_state_dict(state, shard)
-            nonfinite += int(state["nonfinite_skipped"])
-            examples = torch.from_numpy(shard.indices())
-            keep = self.shard.owns(examples)
-            rows = self.shard.local_rows(examples[keep])
-            for name in _ROW_TENSORS:
-                restored[name].index_copy_(0, rows, state[name][keep])
-            covered[rows] = True
-        if not bool(covered.all()):
-            raise ValueError(
-                f"The saved shards hold {int(covered.sum())} of the {self.shard.size} examples this process owns: "
-                "a shard file is missing."
-            )
-        for name in _ROW_TENSORS:
-            getattr(self, name).copy_(restored[name])
-        self.nonfinite_skipped = nonfinite if self.shard.rank == 0 else 0
-
-
-def _select(indices: torch.Tensor, values: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rows where `keep` holds (no copy when it holds everywhere, the common case)."""
-    if bool(keep.all()):
-        return indices, values
-    positions = keep.nonzero().squeeze(1)
-    return indices.index_select(0, positions), values.index_select(0, positions)
-
-
-def _first_occurrences(indices: torch.Tensor) -> torch.Tensor:
-    """Positions of the first occurrence of each distinct value in `indices`."""
-    unique, inverse = torch.unique(indices, return_inverse=True)
-    positions = torch.arange(indices.numel())
-    first = torch.full((unique.numel(),), indices.numel(), dtype=torch.int64)
-    return first.scatter_reduce(0, inverse, positions, reduce="amin")

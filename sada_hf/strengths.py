@@ -10,28 +10,34 @@ import time
 import torch
 import torch.utils.data
 
+from .sharding import check_tensor
 
-def variance_strengths(variance: torch.Tensor, normalization: str, direction: str) -> torch.Tensor:
-    """Strengths in [0, 1] from the EMA variance V, NaN where V is undefined or all V are equal.
+NORMALIZATIONS = ("minmax", "rank")
+DIRECTIONS = ("stable_strong", "unstable_strong")
 
-    'minmax' is the paper's (V - min) / (max - min); 'rank' is rank(V) / (n - 1) with ties sharing
+
+def instability_strengths(instability: torch.Tensor, normalization: str, direction: str) -> torch.Tensor:
+    """Strengths in [0, 1] from a per-example instability (SADA's variance V; minus the AUM for the margin
+    strategy), NaN where it is undefined or all values are equal.
+
+    'minmax' is the paper's (x - min) / (max - min); 'rank' is rank(x) / (n - 1) with ties sharing
     their mean rank. With direction 'stable_strong' (the paper) the strength is 1 minus that value.
     """
-    strengths = torch.full(variance.shape, math.nan, dtype=torch.float32)
-    defined = ~torch.isnan(variance)
-    values = variance[defined].to(torch.float64)
+    strengths = torch.full(instability.shape, math.nan, dtype=torch.float32)
+    defined = ~torch.isnan(instability)
+    values = instability[defined].to(torch.float64)
     if values.numel() < 2 or bool(values.max() == values.min()):
         return strengths
     if normalization == "minmax":
         normalized = (values - values.min()) / (values.max() - values.min())
     elif normalization == "rank":
-        normalized = _average_ranks(values) / (values.numel() - 1)
+        normalized = average_ranks(values) / (values.numel() - 1)
     else:
-        raise ValueError(f"Unknown normalization {normalization!r}; use 'minmax' or 'rank'.")
+        raise ValueError(f"Unknown normalization {normalization!r}; use one of {list(NORMALIZATIONS)}.")
     if direction == "stable_strong":
         normalized = 1.0 - normalized
     elif direction != "unstable_strong":
-        raise ValueError(f"Unknown direction {direction!r}; use 'stable_strong' or 'unstable_strong'.")
+        raise ValueError(f"Unknown direction {direction!r}; use one of {list(DIRECTIONS)}.")
     strengths[defined] = normalized.to(torch.float32)
     return strengths
 
@@ -59,7 +65,7 @@ def random_strengths(num_examples: int, generator: torch.Generator) -> torch.Ten
     return torch.rand(num_examples, generator=generator, dtype=torch.float32)
 
 
-def _average_ranks(values: torch.Tensor) -> torch.Tensor:
+def average_ranks(values: torch.Tensor) -> torch.Tensor:
     """0-based ranks of `values`, ties sharing the mean of their ranks."""
     ordered, order = torch.sort(values)
     _, group, counts = torch.unique_consecutive(ordered, return_inverse=True, return_counts=True)
@@ -173,12 +179,7 @@ class StrengthSchedule:
     def check_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Raise `KeyError` or `ValueError` unless `state` can be loaded."""
         for name, tensor in self.state_dict().items():
-            got = state[name]
-            if got.shape != tensor.shape or got.dtype != tensor.dtype:
-                raise ValueError(
-                    f"Schedule tensor {name!r} has shape {tuple(got.shape)} and dtype {got.dtype}; expected "
-                    f"{tuple(tensor.shape)} and {tensor.dtype}."
-                )
+            check_tensor(name, state[name], tuple(tensor.shape), tensor.dtype, "Strength schedule")
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore in place (the tensors workers hold stay the same), after checking every tensor."""

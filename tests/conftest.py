@@ -113,3 +113,8 @@ def training_args(output_dir, **overrides) -> TrainingArguments:
     )
     defaults.update(overrides)
     return TrainingArguments(**defaults)
+
+
+def example_labels(num_examples: int, num_labels: int) -> torch.Tensor:
+    """Labels 0, 1, ..., K-1, 0, 1, ... for the state tests that feed logits by hand."""
+    return torch.arange(num_examples) % num_labels

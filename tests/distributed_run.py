@@ -5,7 +5,8 @@ For each setting it trains a tiny ViT with SADATrainer on 299 real CIFAR-10 imag
 one-process `InfluenceStore` with every row any rank's store was given (gathered from all ranks), the
 reference the shards must add up to. Every rank then writes, under `<setting>/`:
 - `final/`: the sharded SADA state (each rank its shard, rank 0 the shared file),
-- `rank{r}.safetensors`: its reference store and its copies of strengths, V and visits,
+- `rank{r}.safetensors`: its reference stores (influence and margins) and its copies of strengths, V,
+  visits and the training-step dynamics, and its label-issue ranking,
 - `rank{r}.json`: world size and the directories its checkpoints' SADA state was saved to.
 The "resumed" setting resumes "plain" from its epoch-2 checkpoint (of this world size, or, with
 `--resume-from`, of another run's) and trains to the end.
@@ -26,6 +27,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform  # noqa: E402
 from sada_hf.data import load_cifar10  # noqa: E402
+from sada_hf.margins import MarginStore  # noqa: E402
 from sada_hf.store import InfluenceStore  # noqa: E402
 
 from conftest import CIFAR10_FIXTURE, tiny_vit, training_args  # noqa: E402
@@ -65,7 +67,10 @@ def main() -> None:
         return torch.cat([i for i, _ in everyone]), torch.cat([z for _, z in everyone])
 
     def observe(self, indices, logits):
-        reference["store"].update(*everyones(indices, logits), self.epoch)
+        rows = everyones(indices, logits)
+        if not self.uses_probe:
+            reference["store"].update(*rows, self.epoch)
+        reference["margins"].update(*rows, self.epoch)
         return original["observe"](self, indices, logits)
 
     def observe_probe(self, indices, logits):
@@ -78,6 +83,7 @@ def main() -> None:
     for name in options.settings:
         config = SADAConfig(window=2, **CONFIGS.get(name, {}))
         reference["store"] = InfluenceStore(NUM_EXAMPLES, 10, window=2)
+        reference["margins"] = MarginStore(torch.tensor(dataset["label"]))
         transform = SADATransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, config=config)
         trainer = SADATrainer(
             model=tiny_vit(),
@@ -101,7 +107,13 @@ def main() -> None:
         state, rank = trainer.sada_state, trainer.args.process_index
         original["save"](state, output / name / "final", rank == 0)
         replicated = {"strengths": state.strengths, "variance": state.variance, "visits": state.visits}
-        stored = {f"reference.{k}": v.contiguous() for k, v in reference["store"].state_dict().items()}
+        replicated.update({f"dynamics.{k}": torch.from_numpy(v) for k, v in state.training_dynamics.items()})
+        replicated["ranking"] = torch.tensor(trainer.label_issues()["index"])
+        stored = {
+            f"reference.{store}.{k}": v.contiguous()
+            for store in ("store", "margins")
+            for k, v in reference[store].state_dict().items()
+        }
         save_file({**replicated, **stored}, str(output / name / f"rank{rank}.safetensors"))
         record = {
             "world_size": trainer.args.world_size,

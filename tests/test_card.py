@@ -63,7 +63,9 @@ def test_pretrained_models_keep_their_base_model(trained):
 
 def test_section_describes_the_configuration(trained):
     text = sada_section(trained.sada_state)
-    assert "| normalization | `rank` |" in text and "| window (L) | 2 |" in text
+    assert (
+        "| `normalization` | `rank` |" in text and "| `window` | `2` |" in text and "| `warmup_strength` | - |" in text
+    )
     assert "rotate 30" in text and "posterize 4" in text and "Stable examples were augmented strongly" in text
 
 

@@ -20,6 +20,8 @@ from safetensors.torch import load_file
 from sada_hf import SADAConfig, SADAState
 from sada_hf.persistence import shard_file
 
+from conftest import example_labels
+
 EPOCHS = 4
 N = 299  # as in tests/distributed_run.py
 SETTINGS = ("plain", "accumulation", "uneven", "probe")
@@ -56,7 +58,7 @@ def three(tmp_path_factory, cifar_path, two):
 def load_union(directory: Path, setting: str) -> SADAState:
     """The sharded state of `directory`, loaded into one process: the union of the shards."""
     config = dict(influence="probe", probe_every=0.5) if setting in ("probe",) else {}
-    state = SADAState(N, 10, SADAConfig(window=2, augmentation_seed=0, **config))
+    state = SADAState(example_labels(N, 10), 10, SADAConfig(window=2, augmentation_seed=0, **config))
     state.load(directory)
     return state
 
@@ -79,7 +81,7 @@ def test_shards_add_up_to_one_store_and_every_rank_holds_the_same_vectors(two, t
     for name, tensor in union.store.state_dict().items():
         if name != "nonfinite_skipped":
             for rank in written:  # every rank's one-process reference saw the same rows
-                assert_equal(tensor, rank[f"reference.{name}"])
+                assert_equal(tensor, rank[f"reference.store.{name}"])
     for rank in written:
         for name in ("strengths", "variance", "visits"):
             assert_equal(rank[name], written[0][name])
@@ -87,6 +89,22 @@ def test_shards_add_up_to_one_store_and_every_rank_holds_the_same_vectors(two, t
     # every example recorded once per epoch (or per probe); repeats that even out batches are not
     assert torch.equal(written[0]["visits"], torch.full((N,), VISITS.get(setting, EPOCHS), dtype=torch.int32))
     assert not torch.isnan(written[0]["strengths"]).any()
+
+
+@pytest.mark.parametrize(("world_size", "setting"), [(2, s) for s in SETTINGS] + [(3, "probe")])
+def test_every_example_is_scored_once_per_epoch_and_every_rank_ranks_alike(two, three, world_size, setting):
+    output = (two if world_size == 2 else three)[0]
+    union = load_union(output / setting / "final", setting)
+    written = ranks(output, setting, world_size)
+    for name, tensor in union.margins.state_dict().items():  # the shards add up to one store fed every row
+        for rank in written:
+            assert_equal(tensor, rank[f"reference.margins.{name}"])
+    assert torch.equal(union.margins.visits, torch.full((N,), EPOCHS, dtype=torch.int32))  # once per epoch
+    for rank in written:
+        assert_equal(rank["ranking"], written[0]["ranking"])  # the same label-issue ranking on every rank
+        for name in ("aum", "confidence", "variability", "correctness", "step_visits", "predicted"):
+            assert_equal(rank[f"dynamics.{name}"], written[0][f"dynamics.{name}"])
+    assert sorted(written[0]["ranking"].tolist()) == list(range(N))
 
 
 @pytest.mark.parametrize("setting", SETTINGS)

@@ -1,5 +1,6 @@
-"""Label-issue suspects from the probes: scores against a float64 recomputation, flipped labels ranked
-first, the command on the main job's output, and errors that name the fix."""
+"""Label-issue suspects from a run's own dynamics: the training-step scores (every run) and the probes'
+scores against float64 recomputations from the logits, flipped labels ranked first, the command on the
+main job's output, and bad input that gets one clear line."""
 
 from __future__ import annotations
 
@@ -9,19 +10,22 @@ import pytest
 import torch
 from PIL import Image
 
-from sada_hf import SADAConfig, SADATrainer, SADATransform, label_issues
+from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform, data_map, label_issues
 from sada_hf.cli import main, train
 from sada_hf.data import load_digits
 from sada_hf.label_issues import SHEET
+from sada_hf.persistence import SUMMARY_FILE
 from sada_hf.probe import Probe
 
 from conftest import tiny_resnet, training_args
+
+EPOCHS = 12
 
 
 @pytest.fixture(scope="module")
 def noisy_digits_run(tmp_path_factory):
     """Digits with 10% of the training labels flipped to another class, probed at each epoch end; the
-    probes' logits recorded on the side."""
+    training steps' and the probes' logits recorded on the side."""
     train_split = load_digits(seed=0)["train"]
     rng = np.random.default_rng(0)
     labels = np.array(train_split["label"])
@@ -30,51 +34,85 @@ def noisy_digits_run(tmp_path_factory):
     noisy = train_split.remove_columns("label").add_column("label", labels.tolist())
     noisy = noisy.cast_column("label", train_split.features["label"])
 
-    recorded = []
-    original_run = Probe.run
+    probes, steps = [], []
+    original_run, original_observe = Probe.run, SADAState.observe
 
     def recording_run(self, *args, **kwargs):
         indices, logits = original_run(self, *args, **kwargs)
-        recorded.append((indices.clone(), logits.double().clone()))
+        probes.append((indices.clone(), logits.double().clone()))
         return indices, logits
 
-    Probe.run = recording_run
+    def recording_observe(self, indices, logits):
+        steps.append((self.epoch, indices.clone(), logits.double().clone()))
+        return original_observe(self, indices, logits)
+
+    Probe.run, SADAState.observe = recording_run, recording_observe
     try:
         output_dir = tmp_path_factory.mktemp("noisy")
         config = SADAConfig(influence="probe", window=2, normalization="rank")
         transform = SADATransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, horizontal_flip=False, config=config)
         trainer = SADATrainer(
             model=tiny_resnet(),
-            args=training_args(output_dir, num_train_epochs=12, per_device_train_batch_size=64, learning_rate=3e-3),
+            args=training_args(
+                output_dir, num_train_epochs=EPOCHS, per_device_train_batch_size=64, learning_rate=3e-3
+            ),
             train_dataset=noisy.with_transform(transform),
         )
         trainer.train()
     finally:
-        Probe.run = original_run
-    return trainer, labels, flipped, recorded
+        Probe.run, SADAState.observe = original_run, original_observe
+    return trainer, labels, flipped, probes, steps
 
 
-def test_scores_match_a_float64_recomputation_from_the_probe_logits(noisy_digits_run):
-    trainer, labels, _, recorded = noisy_digits_run
+def scores(logits: torch.Tensor, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """AUM and Dataset Cartography's statistics in float64 from visits x N x K logits."""
+    target = torch.from_numpy(labels)[None, :, None].expand(logits.shape[0], -1, 1)
+    gold = logits.gather(2, target).squeeze(2)
+    best_other = logits.scatter(2, target, float("-inf")).max(2).values
+    probability = torch.softmax(logits, 2).gather(2, target).squeeze(2)
+    return {
+        "aum": (gold - best_other).mean(0).numpy(),
+        "confidence": probability.mean(0).numpy(),
+        "variability": probability.std(0, unbiased=False).numpy(),
+        "correctness": (logits.argmax(2) == torch.from_numpy(labels)).double().mean(0).numpy(),
+        "predicted": logits[-1].argmax(1).numpy(),
+    }
+
+
+def test_training_step_scores_match_a_float64_recomputation_from_the_logged_logits(noisy_digits_run):
+    trainer, labels, _, _, steps = noisy_digits_run
+    n = len(labels)
+    logits = torch.full((EPOCHS, n, 10), float("nan"), dtype=torch.float64)
+    for epoch, indices, batch in steps:
+        logits[epoch, indices] = batch  # the default sampler visits each example once per epoch
+    assert not torch.isnan(logits).any()
     issues = trainer.label_issues().sort("index")
-    assert len(recorded) == 12 and issues["index"] == list(range(len(labels)))
-    logits = torch.stack([logits[torch.argsort(indices)] for indices, logits in recorded])  # probes x N x K
-    target = torch.from_numpy(labels)
-    gold = logits.gather(2, target.expand(12, -1)[..., None]).squeeze(2)
-    best_other = logits.scatter(2, target.expand(12, -1)[..., None], float("-inf")).max(2).values
-    probability = torch.softmax(logits, 2).gather(2, target.expand(12, -1)[..., None]).squeeze(2)
-    np.testing.assert_allclose(issues["aum"], (gold - best_other).mean(0).numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(issues["confidence"], probability.mean(0).numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(issues["variability"], probability.std(0, unbiased=False).numpy(), atol=1e-5)
-    correct = (logits.argmax(2) == target).double().mean(0).numpy()
-    np.testing.assert_allclose(issues["correctness"], correct)
-    assert issues["predicted_label"] == logits[-1].argmax(1).tolist() and issues["given_label"] == labels.tolist()
-    assert issues["suspect"] == ((gold - best_other).mean(0) < 0).tolist()
+    assert issues["index"] == list(range(n)) and issues["step_visits"] == [EPOCHS] * n
+    expected = scores(logits, labels)
+    for name in ("aum", "confidence", "variability", "correctness"):
+        np.testing.assert_allclose(issues[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert issues["predicted_label"] == expected["predicted"].tolist() and issues["given_label"] == labels.tolist()
+    assert issues["suspect"] == (expected["aum"] < 0).tolist()
 
 
-def test_flipped_labels_are_ranked_first(noisy_digits_run):
-    trainer, labels, flipped, _ = noisy_digits_run
-    ranking = np.array(trainer.label_issues()["index"])
+def test_probe_scores_match_a_float64_recomputation_from_the_probe_logits(noisy_digits_run):
+    trainer, labels, _, probes, _ = noisy_digits_run
+    stats = data_map(trainer.args.output_dir)
+    assert len(probes) == EPOCHS and stats["probes"].tolist() == [EPOCHS] * len(labels)
+    logits = torch.stack([logits[torch.argsort(indices)] for indices, logits in probes])  # probes x N x K
+    expected = scores(logits, labels)
+    for name in ("aum", "confidence", "variability", "correctness"):
+        np.testing.assert_allclose(stats[f"probe_{name}"], expected[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    assert stats["probe_predicted"].tolist() == expected["predicted"].tolist()
+    issues = trainer.label_issues().sort("index")
+    np.testing.assert_allclose(issues["probe_aum"], expected["aum"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("source", ["aum", "probe_aum"])
+def test_flipped_labels_are_ranked_first(noisy_digits_run, source):
+    trainer, labels, flipped, _, _ = noisy_digits_run
+    issues = trainer.label_issues()
+    ranking = np.array(issues["index"])[np.argsort(issues[source], kind="stable")]
     is_flipped = np.isin(ranking, flipped)
     precision_at_k = is_flipped[: len(flipped)].mean()
     # AUROC: the chance that a flipped example ranks before a clean one.
@@ -83,25 +121,22 @@ def test_flipped_labels_are_ranked_first(noisy_digits_run):
     assert precision_at_k >= 0.7 and auroc >= 0.95, (precision_at_k, auroc)  # random: 0.1 and 0.5
 
 
-def test_the_command_on_the_main_jobs_output(tmp_path, capsys):
-    quick = [
-        "--num_train_epochs",
-        "4",
-        "--max_train_samples",
-        "120",
-        "--max_eval_samples",
-        "50",
-        "--disable_tqdm",
-        "true",
-    ]
-    train(["--output_dir", str(tmp_path), "--influence", "probe", "--window", "2", *quick])
+def test_label_issues_is_a_ranked_dataset(noisy_digits_run):
+    issues = noisy_digits_run[0].label_issues()
+    assert isinstance(issues, datasets.Dataset)
+    assert issues["score"] == sorted(issues["score"]) and len(issues) == len(noisy_digits_run[1])
+
+
+def test_the_command_on_a_default_run_without_probes(tmp_path, capsys):
+    quick = ["--num_train_epochs", "3", "--max_train_samples", "120", "--max_eval_samples", "50"]
+    train(["--output_dir", str(tmp_path), "--disable_tqdm", "true", *quick])
     card = (tmp_path / "README.md").read_text()
-    assert "### Label-issue suspects" in card and f"({SHEET})" in card
+    assert "### Training dynamics and label issues" in card and f"({SHEET})" in card
     capsys.readouterr()
     main(["label-issues", str(tmp_path), "--top", "5"])
     printed = capsys.readouterr().out
     table = [line for line in printed.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    assert len(table) == 5
+    assert len(table) == 5 and str(tmp_path / SHEET) in printed
     ranking = label_issues(tmp_path)
     assert [int(line.split("|")[2]) for line in table] == ranking["index"][:5]
     assert f"{sum(ranking['suspect']):,} of {len(ranking):,} training examples" in card  # the card's count
@@ -109,22 +144,45 @@ def test_the_command_on_the_main_jobs_output(tmp_path, capsys):
         assert sheet.format == "PNG" and sheet.size[0] > 300
 
 
-def test_a_folder_without_dynamics_names_the_fix(tmp_path):
-    with pytest.raises(SystemExit, match="influence='probe'"):
-        main(["label-issues", str(tmp_path)])
-
-
-def test_a_run_without_probes_names_the_fix(tmp_path, cifar_train):
+def test_a_run_from_any_script_leaves_its_label_issues_behind(tmp_path, cifar_train):
     trainer = SADATrainer(
         model=tiny_resnet(),
-        args=training_args(tmp_path, num_train_epochs=1),
-        train_dataset=cifar_train.with_transform(SADATransform(size=32)),
+        args=training_args(tmp_path, num_train_epochs=2),
+        train_dataset=cifar_train.with_transform(SADATransform(size=32, config=SADAConfig(strategy="none"))),
     )
-    with pytest.raises(ValueError, match=r"SADAConfig\(influence='probe'\)"):
+    trainer.train()  # no save_model, no card: the end of training writes them
+    for name in (SUMMARY_FILE, SHEET, "sada_data_map.png"):
+        assert (tmp_path / name).is_file(), name
+    assert label_issues(tmp_path)["index"] == trainer.label_issues()["index"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["/nonexistent/run"], "/nonexistent/run does not exist"),
+        (["{empty}"], f"No {SUMMARY_FILE} in"),
+        (["{damaged}"], f"Cannot read .*{SUMMARY_FILE}.*Delete it"),
+    ],
+)
+def test_bad_input_to_the_command_is_one_line(tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / SUMMARY_FILE).write_bytes(b"PAR1 not really parquet")
+    argv = [a.format(empty=tmp_path / "empty", damaged=tmp_path / "damaged") for a in argv]
+    with pytest.raises(SystemExit, match=rf"^sada-hf label-issues: .*{message}") as exit_info:
+        main(["label-issues", *argv])
+    assert "\n" not in str(exit_info.value)
+
+
+def test_top_must_be_positive(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["label-issues", str(tmp_path), "--top", "0"])
+    assert exit_info.value.code == 2 and "--top: must be a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_an_inactive_trainer_names_the_fix(tmp_path, cifar_train):
+    trainer = SADATrainer(
+        model=tiny_resnet(), args=training_args(tmp_path, num_train_epochs=1), train_dataset=cifar_train
+    )
+    with pytest.raises(ValueError, match="SADATransform"):
         trainer.label_issues()
-
-
-def test_label_issues_is_a_ranked_dataset(noisy_digits_run):
-    issues = noisy_digits_run[0].label_issues()
-    assert isinstance(issues, datasets.Dataset)
-    assert issues["aum"] == sorted(issues["aum"])

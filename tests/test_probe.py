@@ -174,12 +174,12 @@ def test_dynamics_load_with_datasets_and_make_a_data_map(tmp_path, cifar_train):
     stats = data_map(tmp_path)
     table = dynamics.to_pandas()
     expected = table.groupby("index")["gold_prob"].agg(["mean", lambda x: x.std(ddof=0)])
-    np.testing.assert_allclose(stats["confidence"], expected["mean"].to_numpy(), rtol=1e-6)
-    np.testing.assert_allclose(stats["variability"], expected.iloc[:, 1].to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(stats["probe_confidence"], expected["mean"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(stats["probe_variability"], expected.iloc[:, 1].to_numpy(), atol=1e-6)
     plots = trainer.save_sada_plots()
     assert "sada_data_map.png" in plots and (tmp_path / "sada_data_map.png").is_file()
 
 
-def test_data_map_without_dynamics_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="influence='probe'"):
+def test_data_map_of_a_folder_without_a_run_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No sada_examples.parquet in .*SADATransform"):
         data_map(tmp_path)

@@ -1,10 +1,12 @@
-"""Interrupted and resumed runs end exactly where uninterrupted runs end: SADA state and weights."""
+"""Interrupted and resumed runs end exactly where uninterrupted runs end: SADA state (influence, margins,
+strengths) and weights."""
 
 from __future__ import annotations
 
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from transformers import Trainer, ViTForImageClassification
@@ -33,6 +35,8 @@ def snapshot(trainer: SADATrainer) -> dict:
     state = trainer.sada_state
     return {
         "store": {k: v.clone() for k, v in state.store.state_dict().items()},
+        "margins": {k: v.clone() for k, v in state.margins.state_dict().items()},
+        "dynamics": state.training_dynamics,
         "strengths": state.strengths,
         "history": state.history,
         "weights": {k: v.clone() for k, v in trainer.model.state_dict().items()},
@@ -41,8 +45,11 @@ def snapshot(trainer: SADATrainer) -> dict:
 
 
 def assert_identical(resumed: dict, full: dict) -> None:
-    for name, tensor in full["store"].items():
-        torch.testing.assert_close(resumed["store"][name], tensor, rtol=0, atol=0, equal_nan=True)
+    for store in ("store", "margins"):
+        for name, tensor in full[store].items():
+            torch.testing.assert_close(resumed[store][name], tensor, rtol=0, atol=0, equal_nan=True)
+    for name, values in full["dynamics"].items():
+        np.testing.assert_array_equal(resumed["dynamics"][name], values, err_msg=name)
     torch.testing.assert_close(resumed["strengths"], full["strengths"], rtol=0, atol=0, equal_nan=True)
     assert resumed["history"] == full["history"]
     for name, tensor in full["weights"].items():

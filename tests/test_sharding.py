@@ -19,6 +19,8 @@ from sada_hf.persistence import STATE_FILE, shard_file
 from sada_hf.sharding import Shard
 from sada_hf.store import InfluenceStore
 
+from conftest import example_labels
+
 N, K = 301, 6  # N divisible by neither 2 nor 3
 
 
@@ -139,10 +141,13 @@ def test_shards_together_equal_one_store_and_the_float64_reference(world_size):
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_every_rank_publishes_what_one_process_publishes(strategy, world_size):
     batches = stream(epochs=5)
-    single = train(SADAState(N, K, config(strategy=strategy)), batches)
+    single = train(SADAState(example_labels(N, K), K, config(strategy=strategy)), batches)
 
     def work(rank, all_gather):
-        return train(SADAState(N, K, config(strategy=strategy), Shard(N, rank, world_size), all_gather), batches)
+        return train(
+            SADAState(example_labels(N, K), K, config(strategy=strategy), Shard(N, rank, world_size), all_gather),
+            batches,
+        )
 
     for state in run_ranks(world_size, work):
         torch.testing.assert_close(state.strengths, single.strengths, rtol=0, atol=0, equal_nan=True)
@@ -156,10 +161,10 @@ def test_every_rank_publishes_what_one_process_publishes(strategy, world_size):
 @pytest.mark.parametrize(("saved_by", "loaded_by"), [(2, 2), (2, 3), (3, 2), (2, 1), (1, 3)])
 def test_resume_with_any_number_of_processes_continues_like_one_process(tmp_path, saved_by, loaded_by):
     batches = stream(epochs=6)
-    single = train(SADAState(N, K, config()), batches)
+    single = train(SADAState(example_labels(N, K), K, config()), batches)
 
     def save(rank, all_gather):
-        state = train(SADAState(N, K, config(), Shard(N, rank, saved_by), all_gather), batches[:3])
+        state = train(SADAState(example_labels(N, K), K, config(), Shard(N, rank, saved_by), all_gather), batches[:3])
         state.save(tmp_path, write_shared=rank == 0)
 
     run_ranks(saved_by, save)
@@ -167,7 +172,7 @@ def test_resume_with_any_number_of_processes_continues_like_one_process(tmp_path
     assert (tmp_path / shard_file(saved_by - 1, saved_by)).is_file() == (saved_by > 1)
 
     def resume(rank, all_gather):
-        state = SADAState(N, K, config(), Shard(N, rank, loaded_by), all_gather)
+        state = SADAState(example_labels(N, K), K, config(), Shard(N, rank, loaded_by), all_gather)
         state.load(tmp_path)
         assert state.resharded_from == (saved_by if saved_by != loaded_by else None)
         return train(state, batches[3:])
@@ -186,11 +191,13 @@ def test_a_missing_shard_is_named_and_nothing_changes(tmp_path):
     batches = stream(epochs=3)
 
     def save(rank, all_gather):
-        train(SADAState(N, K, config(), Shard(N, rank, 2), all_gather), batches).save(tmp_path, rank == 0)
+        train(SADAState(example_labels(N, K), K, config(), Shard(N, rank, 2), all_gather), batches).save(
+            tmp_path, rank == 0
+        )
 
     run_ranks(2, save)
     (tmp_path / shard_file(1, 2)).unlink()
-    state = SADAState(N, K, config(), Shard(N, 0, 3), all_gather=lambda t: t)
+    state = SADAState(example_labels(N, K), K, config(), Shard(N, 0, 3), all_gather=lambda t: t)
     with pytest.raises(ValueError, match=r"saved by 2 processes, but the shard of rank 1 .*rank-00001-of-00002"):
         state.load(tmp_path)
     assert int(state.visits.sum()) == 0 and int(state.store.visits.sum()) == 0
@@ -206,7 +213,8 @@ def _route_worker(rank: int, world_size: int, port: int, results) -> None:
     indices = torch.randint(0, N, (17 + rank * 5,), generator=generator)  # uneven batch sizes, repeats
     logits = torch.stack([indices.double(), torch.full_like(indices, rank).double()], dim=1)
     got_indices, got_logits = route_to_owners(indices, logits)
-    results.put((rank, indices, got_indices, got_logits))
+    # numpy arrays travel by value: a tensor on the queue is shared through this process, which may be gone
+    results.put((rank, indices.numpy(), got_indices.numpy(), got_logits.numpy()))
     dist.destroy_process_group()
 
 
@@ -221,6 +229,7 @@ def test_route_to_owners_delivers_every_row_to_its_owner_once(world_size):
     for process in processes:
         process.start()
     outputs = sorted((results.get(timeout=120) for _ in processes), key=lambda output: output[0])
+    outputs = [(rank, *(torch.from_numpy(array) for array in arrays)) for rank, *arrays in outputs]
     for process in processes:
         process.join()
     sent = {rank: indices for rank, indices, _, _ in outputs}

@@ -6,14 +6,16 @@ import dataclasses
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
 import sada_hf.persistence as persistence_module
 from sada_hf import SADAConfig, SADAState
 from sada_hf.persistence import STATE_FILE
-from sada_hf.state import mid_epoch_probe_steps
-from sada_hf.strengths import variance_strengths
+from sada_hf.strengths import instability_strengths
+
+from conftest import example_labels
 
 N, K = 40, 5
 
@@ -36,18 +38,18 @@ def assert_same_state(a: SADAState, b: SADAState) -> None:
 
 
 def test_strengths_appear_after_the_third_visit():
-    state = SADAState(N, K, SADAConfig(augmentation_seed=0))
+    state = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0))
     run_epochs(state, 2)
     assert torch.isnan(state.strengths).all()
     assert [h.warmup_fraction for h in state.history] == [1.0, 1.0]
     run_epochs(state, 1)
     assert not torch.isnan(state.strengths).any()
-    expected = variance_strengths(state.variance, "rank", "stable_strong")  # the default
+    expected = instability_strengths(state.variance, "rank", "stable_strong")  # the default
     assert torch.equal(state.strengths, expected)
 
 
 def test_epoch_statistics_describe_the_published_strengths():
-    state = SADAState(N, K, SADAConfig(augmentation_seed=0, normalization="rank"))
+    state = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0, normalization="rank"))
     run_epochs(state, 4)
     stats = state.history[-1]
     s = state.strengths.double()
@@ -74,8 +76,8 @@ def observation_plan(epochs: int, seed: int = 0):
 
 def test_begin_epoch_runs_a_skipped_epoch_end():
     plan = observation_plan(3)
-    reference = SADAState(N, K, SADAConfig(augmentation_seed=0))
-    interrupted = SADAState(N, K, SADAConfig(augmentation_seed=0))
+    reference = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0))
+    interrupted = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0))
     for epoch, batches in enumerate(plan):
         for state in (reference, interrupted):
             state.begin_epoch()
@@ -96,10 +98,10 @@ def test_begin_epoch_runs_a_skipped_epoch_end():
 
 @pytest.mark.parametrize("strategy", ["sada", "sada_shuffled", "entropy", "random", "trivialaugment", "none"])
 def test_strategies_publish_what_they_promise(strategy):
-    state = SADAState(N, K, SADAConfig(augmentation_seed=0, strategy=strategy))
+    state = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0, strategy=strategy))
     initial = state.strengths
     run_epochs(state, 4)
-    sada = variance_strengths(state.variance, "rank", "stable_strong")
+    sada = instability_strengths(state.variance, "rank", "stable_strong")
     published = state.strengths
     if strategy == "sada":
         assert torch.equal(published, sada)
@@ -116,7 +118,7 @@ def test_strategies_publish_what_they_promise(strategy):
 
 
 def test_save_and_load_restore_exactly(tmp_path):
-    state = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5, strategy="sada_shuffled"))
+    state = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=4, window=5, strategy="sada_shuffled"))
     run_epochs(state, 4)
     state.begin_epoch()
     state.observe(torch.arange(10), torch.randn(10, K))  # mid-epoch
@@ -124,7 +126,7 @@ def test_save_and_load_restore_exactly(tmp_path):
     assert {STATE_FILE, "sada_config.json"} <= set(os.listdir(tmp_path))
     assert json.loads((tmp_path / "sada_config.json").read_text())["config"]["window"] == 5
 
-    restored = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5, strategy="sada_shuffled"))
+    restored = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=4, window=5, strategy="sada_shuffled"))
     assert restored.load(tmp_path) == []
     assert_same_state(restored, state)
     for each in (state, restored):
@@ -134,8 +136,8 @@ def test_save_and_load_restore_exactly(tmp_path):
 
 
 def test_load_reports_changed_config_fields(tmp_path):
-    SADAState(N, K, SADAConfig(augmentation_seed=0)).save(tmp_path)
-    assert SADAState(N, K, SADAConfig(augmentation_seed=0, decay=0.5)).load(tmp_path) == ["decay"]
+    SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0)).save(tmp_path)
+    assert SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0, decay=0.5)).load(tmp_path) == ["decay"]
 
 
 @pytest.mark.parametrize(
@@ -146,19 +148,23 @@ def test_load_reports_changed_config_fields(tmp_path):
     ],
 )
 def test_state_of_another_dataset_or_label_count_is_refused(tmp_path, other, message):
-    SADAState(N, K, SADAConfig(augmentation_seed=0)).save(tmp_path)
+    SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0)).save(tmp_path)
     with pytest.raises(ValueError, match=message):
-        SADAState(other["num_examples"], other["num_labels"], SADAConfig(augmentation_seed=0)).load(tmp_path)
+        SADAState(
+            example_labels(other["num_examples"], other["num_labels"]),
+            other["num_labels"],
+            SADAConfig(augmentation_seed=0),
+        ).load(tmp_path)
 
 
 def test_structural_config_change_is_refused(tmp_path):
-    SADAState(N, K, SADAConfig(augmentation_seed=0, window=10)).save(tmp_path)
+    SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0, window=10)).save(tmp_path)
     with pytest.raises(ValueError, match="window=10"):
-        SADAState(N, K, SADAConfig(augmentation_seed=0, window=5)).load(tmp_path)
+        SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=0, window=5)).load(tmp_path)
 
 
 def _trained(seed=0):
-    state = SADAState(N, K, SADAConfig(augmentation_seed=seed))
+    state = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=seed))
     run_epochs(state, 3, seed=seed)
     return state
 
@@ -211,7 +217,7 @@ def test_a_crash_while_saving_leaves_the_previous_state_loadable(tmp_path, monke
     with pytest.raises(OSError, match="disk full"):
         second.save(tmp_path)
     assert set(os.listdir(tmp_path)) == {STATE_FILE, "sada_config.json"}  # no temporary left behind
-    restored = SADAState(N, K, SADAConfig(augmentation_seed=1))
+    restored = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=1))
     restored.load(tmp_path)
     assert_same_state(restored, first)
 
@@ -233,7 +239,9 @@ def run_probes(state: SADAState, probes: int, seed: int = 0) -> None:
 
 
 def test_probes_feed_the_store_once_per_probe_and_publish_each_time():
-    state = SADAState(N, K, SADAConfig(augmentation_seed=0, influence="probe", normalization="rank"))
+    state = SADAState(
+        example_labels(N, K), K, SADAConfig(augmentation_seed=0, influence="probe", normalization="rank")
+    )
     state.begin_epoch()
     run_probes(state, 2)
     assert state.publications == 2 and torch.isnan(state.strengths).all()  # V needs three probes
@@ -241,50 +249,51 @@ def test_probes_feed_the_store_once_per_probe_and_publish_each_time():
     assert state.observe_probe(torch.arange(N), torch.randn(N, K)) == 0  # a second pass in one probe is ignored
     state.end_probe(at_epoch=0.75)
     assert torch.equal(state.visits, torch.full((N,), 3, dtype=torch.int32))
-    assert torch.equal(state.strengths, variance_strengths(state.variance, "rank", "stable_strong"))
+    assert torch.equal(state.strengths, instability_strengths(state.variance, "rank", "stable_strong"))
     assert [h.epoch for h in state.history] == [1, 2, 0.75] and state.history[-1].publication == 3
     assert state.end_epoch() is None  # with probes, epoch ends publish nothing of their own
     assert state.publications == 3
 
 
-@pytest.mark.parametrize(
-    "probe_every, updates, steps",
-    [(1.0, 10, []), (0.5, 10, [5]), (0.25, 10, [3, 5, 8]), (0.25, 2, [1]), (0.5, 1, []), (1 / 3, 7, [3, 5])],
-)
-def test_mid_epoch_probes_fall_on_fixed_steps(probe_every, updates, steps):
-    assert mid_epoch_probe_steps(probe_every, updates) == steps
-
-
-@pytest.mark.parametrize("probe_every, due", [(1.0, [1, 1, 1, 1]), (2.0, [0, 1, 0, 1]), (0.5, [1, 1, 1, 1])])
-def test_epoch_end_probes(probe_every, due):
-    state = SADAState(N, K, SADAConfig(augmentation_seed=0, influence="probe", probe_every=probe_every))
-    seen = []
-    for _ in range(4):
-        state.begin_epoch()
-        seen.append(int(state.probe_due_at_epoch_end()))
-        state.end_epoch()
-    assert seen == due
-    assert not SADAState(N, K, SADAConfig(augmentation_seed=0)).probe_due_at_epoch_end()
-
-
-def test_a_format_version_2_state_still_resumes(tmp_path):
-    """sada_hf 0.2 wrote one process's whole store and no per-example copies; it must keep resuming."""
+def save_as_older_format(state: SADAState, directory, version: int) -> None:
+    """`state` saved as sada_hf 0.3 (format version 3: no margins) or 0.2 (version 2: also one process's whole
+    store and no per-example copies) wrote it."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    state = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5))
-    run_epochs(state, 3)
-    state.save(tmp_path)
-    path = str(tmp_path / STATE_FILE)
+    state.save(directory)
+    path = str(directory / STATE_FILE)
+    dropped = ("margins.", "dynamics.") + (("examples.",) if version == 2 else ())
     with safe_open(path, framework="pt") as handle:
         metadata = json.loads(handle.metadata()["metadata"])
-        tensors = {name: handle.get_tensor(name) for name in handle.keys() if not name.startswith("examples.")}
-    del metadata["world_size"]
-    header = {"format": "sada_hf.state", "format_version": "2", "metadata": json.dumps(metadata)}
+        tensors = {name: handle.get_tensor(name) for name in handle.keys() if not name.startswith(dropped)}
+    if version == 2:
+        del metadata["world_size"]
+    header = {"format": "sada_hf.state", "format_version": str(version), "metadata": json.dumps(metadata)}
     save_file(tensors, path, metadata=header)
 
-    restored = SADAState(N, K, SADAConfig(augmentation_seed=4, window=5))
-    assert restored.load(tmp_path) == []
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_older_format_versions_still_resume_with_empty_margins(tmp_path, version):
+    state = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=4, window=5))
+    run_epochs(state, 3)
+    save_as_older_format(state, tmp_path, version)
+    restored = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=4, window=5))
+    assert restored.load(tmp_path) == [] and restored.margins_missing_on_load
     assert_same_state(restored, state)
     torch.testing.assert_close(restored.variance, state.variance, rtol=0, atol=0, equal_nan=True)
     assert torch.equal(restored.visits, state.visits)
+    assert int(restored.margins.visits.sum()) == 0 and np.isnan(restored.training_dynamics["aum"]).all()
+    assert not state.margins_missing_on_load and int(state.margins.visits.sum()) == 3 * N
+
+
+def test_save_and_load_restore_the_margins_exactly(tmp_path):
+    state = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=4))
+    run_epochs(state, 3)
+    state.save(tmp_path)
+    restored = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=4))
+    restored.load(tmp_path)
+    for name, tensor in state.margins.state_dict().items():
+        assert torch.equal(restored.margins.state_dict()[name], tensor), name
+    for name, values in state.training_dynamics.items():
+        np.testing.assert_array_equal(restored.training_dynamics[name], values, err_msg=name)

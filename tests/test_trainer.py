@@ -171,11 +171,11 @@ def test_state_is_written_with_every_checkpoint_and_on_save_model(tmp_path, cifa
     assert summary["visits"] == [3] * 300
     torch.testing.assert_close(torch.tensor(summary["strength"]), trainer.sada_state.strengths, equal_nan=True)
     torch.testing.assert_close(torch.tensor(summary["variance"]), trainer.sada_state.variance, equal_nan=True)
-    restored = SADAState(300, 10, trainer.sada_state.config)
+    restored = SADAState(trainer.sada_state.labels, 10, trainer.sada_state.config)
     restored.load(tmp_path / "checkpoint-30")
     for name, tensor in trainer.sada_state.store.state_dict().items():
         torch.testing.assert_close(restored.store.state_dict()[name], tensor, rtol=0, atol=0, equal_nan=True)
-    first = SADAState(300, 10, trainer.sada_state.config)
+    first = SADAState(trainer.sada_state.labels, 10, trainer.sada_state.config)
     first.load(tmp_path / "checkpoint-10")
     assert first.epochs_completed == 1 and int(first.visits.max()) == 1
 

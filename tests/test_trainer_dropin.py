@@ -14,7 +14,7 @@ import torch
 from transformers import DefaultDataCollator, Trainer, TrainerCallback
 
 from sada_hf import SADAConfig, SADATrainer, SADATransform, TransformEpochCallback
-from sada_hf.trainer import add_index_column
+from sada_hf.training_data import add_index_column
 
 from conftest import tiny_resnet, tiny_vit, training_args
 

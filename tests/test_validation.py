@@ -50,9 +50,30 @@ def test_other_column_names_work_when_named(tmp_path, cifar_train):
 
 
 @pytest.mark.parametrize("max_steps", [-1, 10])
-def test_iterable_and_streaming_datasets_are_refused(tmp_path, cifar_train, max_steps):
+def test_iterable_datasets_are_refused_when_sada_is_asked_for(tmp_path, cifar_train, max_steps):
     with pytest.raises(TypeError, match="streaming=True"):
-        make_trainer(tmp_path, cifar_train.to_iterable_dataset(), max_steps=max_steps)
+        SADATrainer(
+            model=tiny_vit(),
+            args=training_args(tmp_path, max_steps=max_steps),
+            train_dataset=cifar_train.to_iterable_dataset(),
+            sada_config=SADAConfig(),
+        )
+
+
+def test_an_iterable_dataset_without_sada_trains_as_trainer_does(tmp_path, cifar_train):
+    from transformers import Trainer
+
+    from sada_hf import EvalTransform
+
+    def stream():
+        return cifar_train.to_iterable_dataset().map(EvalTransform(size=32), batched=True, remove_columns=["image"])
+
+    losses = []
+    for trainer_class in (Trainer, SADATrainer):
+        trainer = trainer_class(model=tiny_vit(), args=training_args(tmp_path, max_steps=3), train_dataset=stream())
+        trainer.train()
+        losses.append([e["loss"] for e in trainer.state.log_history if "loss" in e])
+    assert getattr(trainer, "sada_state", None) is None and losses[0] == losses[1] and len(losses[0]) == 3
 
 
 def test_empty_dataset_is_refused(tmp_path, cifar_train):

@@ -31,7 +31,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from sada_hf.cli import DEMO_DEFAULTS
+from sada_hf.arguments import DEMO_DEFAULTS
 
 import pretrain
 
@@ -60,6 +60,10 @@ STRATEGIES = {
         "unstable_strong",
     ],  # fmt: skip
     "probe_minmax": ["--strategy", "sada", "--influence", "probe", "--normalization", "minmax"],
+    # Strengths from the training steps' margins (AUM), free: easy examples strong, hard ones strong, control.
+    "margin_rank": ["--strategy", "margin", "--normalization", "rank"],
+    "margin_inverted": ["--strategy", "margin", "--normalization", "rank", "--direction", "unstable_strong"],
+    "margin_shuffled": ["--strategy", "margin_shuffled", "--normalization", "rank"],
     # Regime check of the fine-tune setting: the same ViT trained from scratch on the same images.
     "scratch_trivialaugment": ["--strategy", "trivialaugment"],
 }
@@ -75,6 +79,11 @@ PAIRS = (
     ("probe_inverted", "trivialaugment"),
     ("probe_inverted", "sada_rank"),
     ("probe_minmax", "trivialaugment"),
+    ("margin_inverted", "trivialaugment"),
+    ("margin_inverted", "margin_shuffled"),
+    ("margin_inverted", "probe_inverted"),
+    ("margin_rank", "trivialaugment"),
+    ("margin_rank", "margin_shuffled"),
     # the fine-tune regime checks: augmentation matters, pretraining matters
     ("trivialaugment", "none"),
     ("trivialaugment", "scratch_trivialaugment"),
@@ -181,8 +190,8 @@ def train_argv(options: argparse.Namespace, strategy: str, seed: int, output_dir
 
 def training_split(argv: list[str]):
     """The training split `sada-hf train argv` trains on (same data arguments and seed: row i is index i)."""
-    from sada_hf.cli import parse_train_arguments
-    from sada_hf.job import load_splits
+    from sada_hf.arguments import parse_train_arguments
+    from sada_hf.data import load_splits
 
     model_args, data_args, sada_config, training_args = parse_train_arguments(argv)
     return load_splits(data_args, seed=training_args.seed)["train"]
@@ -356,27 +365,69 @@ def table(options: argparse.Namespace) -> None:
         )
 
 
+def paired_differences(groups: dict, comparison: tuple, strategy: str, baseline: str) -> list[float]:
+    """Test-accuracy differences (points) between two strategies, one per seed both ran, in seed order."""
+    ours = {r["seed"]: 100 * r["accuracy"] for r in groups.get((comparison, strategy), [])}
+    theirs = {r["seed"]: 100 * r["accuracy"] for r in groups.get((comparison, baseline), [])}
+    return [ours[seed] - theirs[seed] for seed in sorted(set(ours) & set(theirs))]
+
+
+def _summary(differences: list[float]) -> str:
+    spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
+    positive = sum(d > 0 for d in differences)
+    return f"{statistics.mean(differences):+.2f} ± {spread:.2f} ({positive} of {len(differences)})"
+
+
 def paired_table(groups: dict, comparison: tuple) -> None:
     """Per-seed differences of test accuracy between strategies run with the same seeds."""
     lines = []
     for strategy, baseline in PAIRS:
-        ours = {r["seed"]: 100 * r["accuracy"] for r in groups.get((comparison, strategy), [])}
-        theirs = {r["seed"]: 100 * r["accuracy"] for r in groups.get((comparison, baseline), [])}
-        seeds = sorted(set(ours) & set(theirs))
-        if not seeds:
-            continue
-        differences = [ours[s] - theirs[s] for s in seeds]
-        spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
-        per_seed = " / ".join(f"{d:+.2f}" for d in differences)
-        positive = sum(d > 0 for d in differences)
-        lines.append(
-            f"| {strategy} - {baseline} | {statistics.mean(differences):+.2f} ± {spread:.2f} | {per_seed} "
-            f"| {positive} of {len(seeds)} |"
-        )
+        differences = paired_differences(groups, comparison, strategy, baseline)
+        if differences:
+            per_seed = " / ".join(f"{d:+.2f}" for d in differences)
+            mean, count = _summary(differences).split(" (")
+            lines.append(f"| {strategy} - {baseline} | {mean} | {per_seed} | {count[:-1]} |")
     if lines:
         print("\n| paired difference (points) | mean ± std | per seed | seeds positive |")
         print("|---|---|---|---|")
         print("\n".join(lines))
+
+
+# The headline table: one column per regime (the setting fields that pick it out), one row per comparison.
+HEADLINE_REGIMES = {
+    "balanced, from scratch": dict(model="resnet", examples_per_class=500, imbalance_ratio=None, epochs=80),
+    "long-tailed, from scratch": dict(model="resnet", examples_per_class=1000, imbalance_ratio=100.0, epochs=80),
+    "balanced, fine-tune": dict(model="vit_finetune", examples_per_class=250, imbalance_ratio=None),
+    "long-tailed, fine-tune": dict(model="vit_finetune", examples_per_class=500, imbalance_ratio=50.0),
+}
+HEADLINE_ROWS = (
+    ("sada_rank", "trivialaugment", "the paper's method (default) - TrivialAugment"),
+    ("margin_inverted", "trivialaugment", "margin, hard examples strong - TrivialAugment"),
+    ("probe_inverted", "trivialaugment", "probe, unstable examples strong - TrivialAugment"),
+    ("trivialaugment", "none", "TrivialAugment - no SADA op"),
+)
+_SETTING_FIELDS = ("model", "examples_per_class", "imbalance_ratio", "label_noise", "epochs")
+
+
+def headline(options: argparse.Namespace) -> None:
+    """The README's table: the key paired differences in every regime (mean ± std, seeds positive)."""
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
+    groups = defaultdict(list)
+    for row in rows:
+        groups[key(row)[:-2], row["strategy"]].append(row)
+    columns = {}
+    for title, wanted in HEADLINE_REGIMES.items():
+        matching = [c for c, _ in groups if all(dict(zip(_SETTING_FIELDS, c))[k] == v for k, v in wanted.items())]
+        matching = [c for c in matching if dict(zip(_SETTING_FIELDS, c))["label_noise"] is None]
+        columns[title] = max(matching, key=lambda c: len(groups.get((c, "trivialaugment"), [])), default=None)
+    print("| test accuracy, paired by seed (points) | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for strategy, baseline, label in HEADLINE_ROWS:
+        cells = []
+        for comparison in columns.values():
+            differences = paired_differences(groups, comparison, strategy, baseline) if comparison else []
+            cells.append(_summary(differences) if differences else "-")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -399,12 +450,13 @@ def main() -> None:
     runner.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     runner.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
     commands.add_parser("table")
+    commands.add_parser("headline", help="the README's table: key paired differences in every regime")
     options = parser.parse_args()
     if options.command == "run":
         options.classes = options.classes or DEFAULT_CLASSES.get(options.model)
         run(options)
     else:
-        table(options)
+        {"table": table, "headline": headline}[options.command](options)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Label errors found from one training run: SADA's probe AUM against the `aum` package and cleanlab.
+"""Label errors found from one training run: SADA's training-step and probe AUM against the `aum` package
+and cleanlab.
 
     pip install -e ".[benchmarks]"        # aum and cleanlab: benchmark dependencies only
     python benchmarks/label_errors.py run --label-noise symmetric:0.2 --seeds 0 1 2
@@ -6,15 +7,18 @@
 
 CIFAR-10 (500 images per class by default) with a seeded share of its training labels flipped
 (`sada-hf train --label_noise`, which keeps the true labels in `clean_label`), the accuracy benchmark's
-model and recipe. Per seed, three finders rank the training examples from most to least suspicious:
-- `sada-probe`: one probe SADA run (`probe_rank`); the ranking `sada-hf label-issues` prints (AUM over
-  the probes' clean-view margins), and its rule AUM < 0;
-- `aum-package`: the `aum` package's AUMCalculator fed the same run's training-step logits (AUM as its
-  paper computes it, on augmented views), from the same single run;
+model and recipe. Per seed, four finders rank the training examples from most to least suspicious:
+- `sada-train-step`: one default SADA run (the paper's method, no probe): the training steps' AUM that
+  every run records for free (`sada-hf label-issues`);
+- `sada-probe-run`: one probe SADA run (`probe_rank`): every ranking of `sada_hf.label_issues.RANKINGS`
+  (the training steps' AUM, the probes' clean-view AUM, both together);
+- `aum-package`: the `aum` package's AUMCalculator fed the probe run's training-step logits (AUM as its
+  paper computes it), from the same single run;
 - `cleanlab-5-fold`: cleanlab's label-quality score and `find_label_issues` from 5-fold cross-validated
   probabilities (5 more trainings on 4/5 of the data each, TrivialAugment, the same recipe).
-Scores: AUROC of the ranking for "flipped", precision at k = the true number of flips, and the
-precision and recall of each finder's own cut-off. Minutes are wall-clock training time per finder.
+Scores: AUROC of the ranking for "flipped", precision at k = the true number of flips, and the flagged
+count, precision, recall and F1 of each cut-off (ours: every rule of `sada_hf.label_issues.CUTOFFS`).
+Minutes are wall-clock training time per finder.
 """
 
 from __future__ import annotations
@@ -37,32 +41,62 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import MODELS, train_argv, training_split  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
-FINDERS = ("sada-probe", "aum-package", "cleanlab-5-fold")
+FINDERS = ("sada-train-step", "sada-probe-run", "aum-package", "cleanlab-5-fold")
 
 
-def scores(flipped: np.ndarray, suspicion: np.ndarray, flagged: np.ndarray) -> dict:
-    """AUROC of `suspicion` (higher: more likely flipped), precision at k = number flipped, and the
-    precision and recall of the boolean cut-off `flagged`."""
+def scores(flipped: np.ndarray, suspicion: np.ndarray) -> dict:
+    """AUROC of `suspicion` (higher: more likely flipped) and precision at k = number flipped."""
     from sklearn.metrics import roc_auc_score
 
     k = int(flipped.sum())
     top = np.argsort(-suspicion, kind="stable")[:k]
+    return {"auroc": float(roc_auc_score(flipped, suspicion)), "precision_at_k": float(flipped[top].mean()), "k": k}
+
+
+def cutoff_scores(flipped: np.ndarray, flagged: np.ndarray) -> dict:
+    """How a boolean cut-off does: flagged count, precision, recall and F1."""
+    precision = float(flipped[flagged].mean()) if flagged.any() else 0.0
+    recall = float(flagged[flipped].mean())
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"flagged": int(flagged.sum()), "precision": precision, "recall": recall, "f1": f1}
+
+
+def our_finder(output_dir: str, flipped: np.ndarray, rankings: list[str]) -> dict:
+    """The rankings and every cut-off of a SADA run's `data_map`, against the flipped labels."""
+    from sada_hf import data_map
+    from sada_hf.label_issues import CUTOFFS, RANKINGS
+
+    stats = data_map(output_dir)
     return {
-        "auroc": float(roc_auc_score(flipped, suspicion)),
-        "precision_at_k": float(flipped[top].mean()),
-        "k": k,
-        "flagged": int(flagged.sum()),
-        "cutoff_precision": float(flipped[flagged].mean()) if flagged.any() else float("nan"),
-        "cutoff_recall": float(flagged[flipped].mean()),
+        "rankings": {name: scores(flipped, -RANKINGS[name](stats)) for name in rankings},
+        "cutoffs": {name: cutoff_scores(flipped, rule(stats)) for name, rule in CUTOFFS.items()},
     }
 
 
+def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
+    """`sada-train-step`: the training steps' AUM of one default run (no probe)."""
+    from sada_hf.cli import train
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        argv = train_argv(options, "sada_rank", seed, output_dir)
+        start = time.time()
+        metrics = train(argv)
+        minutes = (time.time() - start) / 60
+        split = training_split(argv)
+        flipped = np.asarray(split["label"]) != np.asarray(split["clean_label"])
+        found = our_finder(output_dir, flipped, ["aum"])
+    command = "sada-hf train " + shlex.join(argv[:-2])
+    row = {"finder": "sada-train-step", **found, "minutes": minutes, "trainings": 1, "command": command}
+    return [{**row, "accuracy": metrics["eval_accuracy"]}]
+
+
 def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
-    """`sada-probe` and `aum-package` from one probe SADA run."""
+    """`sada-probe-run` and `aum-package` from one probe SADA run."""
     from aum import AUMCalculator
 
-    from sada_hf import SADATrainer, label_issues
+    from sada_hf import SADATrainer
     from sada_hf.cli import train
+    from sada_hf.label_issues import RANKINGS
 
     with tempfile.TemporaryDirectory() as output_dir:
         argv = train_argv(options, "probe_rank", seed, output_dir)
@@ -87,9 +121,7 @@ def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
         calculator.finalize(output_dir)
         split = training_split(argv)
         flipped = np.asarray(split["label"]) != np.asarray(split["clean_label"])
-
-        issues = label_issues(output_dir).sort("index")
-        ours = np.asarray(issues["aum"], dtype=np.float64)
+        found = our_finder(output_dir, flipped, list(RANKINGS))
         package = np.full(len(flipped), np.nan)
         with open(Path(output_dir, "aum_values.csv")) as handle:
             next(handle)
@@ -99,20 +131,14 @@ def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
         if np.isnan(package).any():
             raise RuntimeError(f"The aum package has no AUM for {int(np.isnan(package).sum())} training examples.")
     command = "sada-hf train " + shlex.join(argv[:-2])
+    common = {"minutes": minutes, "trainings": 1}
     return [
-        {
-            "finder": "sada-probe",
-            **scores(flipped, -ours, np.asarray(issues["suspect"])),
-            "minutes": minutes,
-            "trainings": 1,
-            "accuracy": metrics["eval_accuracy"],
-            "command": command,
-        },
+        {"finder": "sada-probe-run", **found, **common, "accuracy": metrics["eval_accuracy"], "command": command},
         {
             "finder": "aum-package",
-            **scores(flipped, -package, package < 0),
-            "minutes": minutes,
-            "trainings": 1,
+            "rankings": {"aum": scores(flipped, -package)},
+            "cutoffs": {"aum_below_0": cutoff_scores(flipped, package < 0)},
+            **common,
             "command": command + "  # + aum.AUMCalculator on the training-step logits",
         },
     ]
@@ -127,8 +153,10 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
     from transformers import set_seed
 
     from sada_hf import SADATrainer
-    from sada_hf.cli import parse_train_arguments
-    from sada_hf.job import build_model_and_processor, build_transforms, label_names
+    from sada_hf.arguments import parse_train_arguments
+    from sada_hf.data import label_names
+    from sada_hf.job import build_transforms
+    from sada_hf.modeling import build_model_and_processor
 
     with tempfile.TemporaryDirectory() as output_dir:
         argv = train_argv(options, "trivialaugment", seed, output_dir)
@@ -157,7 +185,8 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
     flagged = find_label_issues(labels, probabilities)
     return {
         "finder": "cleanlab-5-fold",
-        **scores(flipped, -quality, flagged),
+        "rankings": {"label_quality": scores(flipped, -quality)},
+        "cutoffs": {"find_label_issues": cutoff_scores(flipped, flagged)},
         "minutes": minutes,
         "trainings": folds,
         "command": "sada-hf train " + shlex.join(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5",
@@ -178,7 +207,7 @@ def run(options: argparse.Namespace) -> None:
         "epochs": options.epochs,
     }
     for seed in options.seeds:
-        jobs = {"sada-probe": one_probe_run, "cleanlab-5-fold": cleanlab_run}
+        jobs = {"sada-train-step": default_run, "sada-probe-run": one_probe_run, "cleanlab-5-fold": cleanlab_run}
         for finder, job in jobs.items():
             if key({**common, "finder": finder, "seed": seed}) in done:
                 continue
@@ -193,64 +222,88 @@ def run(options: argparse.Namespace) -> None:
                 }
                 with RESULTS.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
+                best = max(row["rankings"].values(), key=lambda ranking: ranking["auroc"])
                 print(
-                    f"{row['finder']:16s} seed {seed}: AUROC {row['auroc']:.3f}, P@k {row['precision_at_k']:.3f}, "
-                    f"{row['minutes']:.1f} min",
+                    f"{row['finder']:16s} seed {seed}: AUROC up to {best['auroc']:.3f}, {row['minutes']:.1f} min",
                     flush=True,
                 )
 
 
 def table(options: argparse.Namespace) -> None:
+    from sada_hf.label_issues import CUTOFF, RANKING_WITH_PROBES, RANKING_WITHOUT_PROBES
+
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
     groups = defaultdict(list)
     for row in rows:
         groups[key(row)[:4]].append(row)
+    ours = {"sada-train-step": RANKING_WITHOUT_PROBES, "sada-probe-run": RANKING_WITH_PROBES}
     for (model, per_class, noise, epochs), group in sorted(groups.items(), key=str):
         print(f"\n#### {model}, {per_class} images per class, label noise {noise}, {epochs} epochs\n")
-        print(
-            "| finder | AUROC | precision at k | own cut-off: flagged / precision / recall | seeds "
-            "| trainings | minutes (median) |"
-        )
+        print("| finder | ranking | AUROC | precision at k | seeds | trainings | minutes (median) |")
         print("|---|---|---|---|---|---|---|")
         for finder in FINDERS:
             runs = [r for r in group if r["finder"] == finder]
-            if not runs:
-                continue
-
-            cutoff = (
-                f"{statistics.mean(r['flagged'] for r in runs):.0f} / {statistics.mean(r['cutoff_precision'] for r in runs):.2f}"
-                f" / {statistics.mean(r['cutoff_recall'] for r in runs):.2f}"
-            )
-            print(
-                f"| {finder} | {_mean_std(runs, 'auroc')} | {_mean_std(runs, 'precision_at_k')} | {cutoff} | {len(runs)} "
-                f"| {runs[0]['trainings']} | {statistics.median(r['minutes'] for r in runs):.1f} |"
-            )
-        ours = {r["seed"]: r for r in group if r["finder"] == "sada-probe"}
-        for other in FINDERS[1:]:
-            theirs = {r["seed"]: r for r in group if r["finder"] == other}
-            seeds = sorted(set(ours) & set(theirs))
-            if seeds:
-                differences = " / ".join(f"{ours[s]['auroc'] - theirs[s]['auroc']:+.3f}" for s in seeds)
-                print(f"\nAUROC, sada-probe - {other}, per seed: {differences}")
-        k = statistics.mean(r["k"] for r in group)
-        accuracy = [100 * r["accuracy"] for r in group if "accuracy" in r]
+            for ranking in runs[0]["rankings"] if runs else []:
+                used = " (used)" if ours.get(finder) == ranking else ""
+                values = [r["rankings"][ranking] for r in runs]
+                print(
+                    f"| {finder} | {ranking}{used} | {_mean_std(values, 'auroc')} "
+                    f"| {_mean_std(values, 'precision_at_k')} | {len(runs)} | {runs[0]['trainings']} "
+                    f"| {statistics.median(r['minutes'] for r in runs):.1f} |"
+                )
+        print("\n| finder | cut-off | flagged | precision | recall | F1 |")
+        print("|---|---|---|---|---|---|")
+        for finder in FINDERS:
+            runs = [r for r in group if r["finder"] == finder]
+            for cutoff in runs[0]["cutoffs"] if runs else []:
+                used = " (used)" if finder in ours and cutoff == CUTOFF else ""
+                values = [r["cutoffs"][cutoff] for r in runs]
+                cells = " | ".join(
+                    f"{statistics.mean(v[name] for v in values):.2f}" for name in ("precision", "recall", "f1")
+                )
+                print(f"| {finder} | {cutoff}{used} | {statistics.mean(v['flagged'] for v in values):.0f} | {cells} |")
+        paired_auroc(group, ours)
+        k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in group)
+        accuracy = {f: [100 * r["accuracy"] for r in group if r["finder"] == f and "accuracy" in r] for f in ours}
         print(
-            f"\nFlipped labels: {k:.0f} of {10 * per_class}. Test accuracy of the probe SADA run: "
-            f"{statistics.mean(accuracy):.2f}% ({len(accuracy)} seeds)."
+            f"\nFlipped labels: {k:.0f} of {10 * per_class}. Test accuracy: "
+            + "; ".join(f"{f} {statistics.mean(a):.2f}% ({len(a)} seeds)" for f, a in accuracy.items() if a)
+            + "."
         )
     if rows:
-        print(
-            f"\nCommand of the last probe run: `{next(r for r in reversed(rows) if r['finder'] == 'sada-probe')['command']}`"
-        )
+        last = next(r for r in reversed(rows) if r["finder"] == "sada-train-step")
+        print(f"\nCommand of the last default run: `{last['command']}`")
         print(
             f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
         )
 
 
-def _mean_std(runs: list[dict], name: str) -> str:
-    values = [r[name] for r in runs]
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+def paired_auroc(group: list[dict], ours: dict[str, str]) -> None:
+    """Per seed, the AUROC of each of our finders (with the ranking it uses) minus each package's."""
+    theirs = {"aum-package": "aum", "cleanlab-5-fold": "label_quality"}
+    lines = []
+    for finder, ranking in ours.items():
+        for other, their_ranking in theirs.items():
+            mine = {r["seed"]: r["rankings"][ranking]["auroc"] for r in group if r["finder"] == finder}
+            them = {r["seed"]: r["rankings"][their_ranking]["auroc"] for r in group if r["finder"] == other}
+            seeds = sorted(set(mine) & set(them))
+            if seeds:
+                differences = [mine[s] - them[s] for s in seeds]
+                per_seed = " / ".join(f"{d:+.3f}" for d in differences)
+                lines.append(
+                    f"| {finder} - {other} | {statistics.mean(differences):+.3f} | {per_seed} "
+                    f"| {sum(d >= 0 for d in differences)} of {len(seeds)} |"
+                )
+    if lines:
+        print("\n| AUROC, paired | mean | per seed | seeds at least as good |")
+        print("|---|---|---|---|")
+        print("\n".join(lines))
+
+
+def _mean_std(values: list[dict], name: str) -> str:
+    numbers = [v[name] for v in values]
+    spread = statistics.stdev(numbers) if len(numbers) > 1 else 0.0
+    return f"{statistics.mean(numbers):.3f} ± {spread:.3f}"
 
 
 def main() -> None:

@@ -52,9 +52,9 @@ def worker(rank: int, world_size: int, options: argparse.Namespace, mode: str, p
     n, k, batch = options.examples, options.labels, options.batch_size
     config = SADAConfig(augmentation_seed=0, normalization="rank")
     if mode == "replicated":
-        state = SADAState(n, k, config)
+        state = SADAState(torch.arange(n) % k, k, config)
     else:
-        state = SADAState(n, k, config, Shard(n, rank, world_size), all_gather)
+        state = SADAState(torch.arange(n) % k, k, config, Shard(n, rank, world_size), all_gather)
     exchange = route_to_owners if mode == "sharded-all-to-all" else gather_rows
     generator = torch.Generator().manual_seed(rank)
     seconds = {}
@@ -156,7 +156,7 @@ def memory(options: argparse.Namespace) -> None:
     for name, (n, k) in DATASETS.items():
         for dtype in ("float32", "float16"):
             config = SADAConfig(augmentation_seed=0, store_dtype=dtype)
-            one, two = (SADAState(size, k, config) for size in (1, 2))
+            one, two = (SADAState(torch.arange(size) % k, k, config) for size in (1, 2))
             per_row, fixed = two.store.nbytes - one.store.nbytes, 2 * one.store.nbytes - two.store.nbytes
             per_example = two.shared_nbytes - one.shared_nbytes
             cells = [_gib(fixed + per_row * Shard(n, 0, w).size) for w in (1, 8, 64)]

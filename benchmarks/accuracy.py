@@ -35,7 +35,7 @@ from sada_hf.arguments import DEMO_DEFAULTS
 
 import pretrain
 
-RESULTS = Path(__file__).parent / "results" / "accuracy.jsonl"
+RESULTS = Path(__file__).parent / "results" / "accuracy.jsonl"  # --results names another file
 
 STRATEGIES = {
     "none": ["--strategy", "none"],
@@ -290,15 +290,16 @@ def key(row: dict) -> tuple:
 
 
 def run(options: argparse.Namespace) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    done = {key(json.loads(line)) for line in RESULTS.read_text().splitlines()} if RESULTS.exists() else set()
+    results = options.results
+    results.parent.mkdir(parents=True, exist_ok=True)
+    done = {key(json.loads(line)) for line in results.read_text().splitlines()} if results.exists() else set()
     for seed in options.seeds:  # seed-major: partial results already cover every strategy
         for strategy in options.strategies:
             probe = {**setting(options), "strategy": strategy, "seed": seed}
             if key(probe) in done:
                 continue
             row = run_one(options, strategy, seed)
-            with RESULTS.open("a") as handle:
+            with results.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
             print(
                 f"{strategy:15s} seed {seed}: accuracy {row['accuracy']:.4f}, mean strength {row['mean_strength']:.3f}, {row['minutes']:.1f} min",
@@ -307,7 +308,7 @@ def run(options: argparse.Namespace) -> None:
 
 
 def table(options: argparse.Namespace) -> None:
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
+    rows = [json.loads(line) for line in options.results.read_text().splitlines()]
     groups = defaultdict(list)
     for row in rows:
         groups[key(row)[:-2], row["strategy"]].append(row)
@@ -411,7 +412,7 @@ _SETTING_FIELDS = ("model", "examples_per_class", "imbalance_ratio", "label_nois
 
 def headline(options: argparse.Namespace) -> None:
     """The README's table: the key paired differences in every regime (mean ± std, seeds positive)."""
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
+    rows = [json.loads(line) for line in options.results.read_text().splitlines()]
     groups = defaultdict(list)
     for row in rows:
         groups[key(row)[:-2], row["strategy"]].append(row)
@@ -451,6 +452,8 @@ def main() -> None:
     runner.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
     commands.add_parser("table")
     commands.add_parser("headline", help="the README's table: key paired differences in every regime")
+    for command in commands.choices.values():
+        command.add_argument("--results", type=Path, default=RESULTS, help="the results file (JSON lines)")
     options = parser.parse_args()
     if options.command == "run":
         options.classes = options.classes or DEFAULT_CLASSES.get(options.model)

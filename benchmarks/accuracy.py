@@ -271,9 +271,9 @@ def strength_diagnostics(output_dir: str, argv: list[str]) -> dict:
 
 
 def key(row: dict) -> tuple:
-    return tuple(
-        row.get(k)
-        for k in (
+    values = (
+        row.get(name)
+        for name in (
             "model",
             "examples_per_class",
             "imbalance_ratio",
@@ -287,6 +287,7 @@ def key(row: dict) -> tuple:
             "seed",
         )
     )
+    return tuple(tuple(value) if isinstance(value, list) else value for value in values)
 
 
 def run(options: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@
     # the fine-tune regime: a ViT pretrained on the six animal classes (benchmarks/pretrain.py, made once
     # and cached) fine-tuned on the four vehicle classes through --model_name_or_path
     python benchmarks/accuracy.py run --model vit_finetune --examples-per-class 250 --epochs 10 \
-        --learning-rate 1e-4 --warmup 0.1 --batch-size 32 --window 5 --probe-every 0.25 --seeds 0 1 2 3 4
+        --learning-rate 3e-4 --warmup 0.1 --batch-size 32 --window 5 --probe-every 0.25 --seeds 0 1 2 3 4
 
 Every run is one `sada-hf train` subprocess on the CIFAR-10 archive (`--builtin_dataset cifar10`):
 a seeded stratified subset for training, the full 10,000-image test set for evaluation, one

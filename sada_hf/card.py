@@ -76,25 +76,34 @@ def sada_section(state: SADAState, plots: Sequence[str] = (), issues: datasets.D
 
 
 def _signal_source(config: SADAConfig) -> str:
-    if config.strategy not in ("sada", "sada_shuffled"):
-        return ""
-    if config.influence == "probe":
+    """How the strengths were re-estimated, for the strategies that re-estimate them."""
+    if config.strategy in ("margin", "margin_shuffled"):
+        where = (
+            "at each publication from the rank of its area under the margin (the mean, over its training steps "
+            "so far, of its label's logit minus the largest other logit)"
+        )
+        easy, hard = "High-margin (easy)", "low-margin (hard)"
+    elif config.strategy in ("sada", "sada_shuffled") and config.influence == "probe":
         where = (
             f"after each probe (a no-grad, eval-mode forward over every training example without augmentation, "
             f"every {config.probe_every:g} epoch(s)) from the variance of its influence (the KL divergence between "
             "its predictive distributions at successive probes)"
         )
-    else:
+        easy, hard = "Stable", "unstable"
+    elif config.strategy in ("sada", "sada_shuffled"):
         where = (
             "at each epoch end from the variance of its influence (the KL divergence between its predictive "
             "distributions at successive training steps, on the augmented views trained on)"
         )
-    who = (
-        "Stable examples were augmented strongly, unstable ones mildly."
-        if config.direction == "stable_strong"
-        else "Unstable examples were augmented strongly, stable ones mildly (the inverted direction)."
+        easy, hard = "Stable", "unstable"
+    else:
+        return ""
+    strong, mild = (easy, hard) if config.direction == "stable_strong" else (hard.capitalize(), easy.lower())
+    shuffled = " (then permuted across examples: a control)" if config.strategy.endswith("_shuffled") else ""
+    return (
+        f"Every training example's strength was re-estimated {where}{shuffled}. {strong} examples were augmented "
+        f"strongly, {mild} ones mildly."
     )
-    return f"Every training example's strength was re-estimated {where}. {who}"
 
 
 def _cell(value: object) -> str:

@@ -56,7 +56,8 @@ class SADAConfig:
         default=True,
         metadata={
             "help": "With influence 'probe': write each probe's per-example dynamics (gold-label probability, "
-            "margin, correctness, KL, V, strength) to output_dir/sada_dynamics/ as Parquet, and draw a data map."
+            "margin, correctness, KL, V, strength) to output_dir/sada_dynamics/ as Parquet; data_map() and "
+            "label_issues() put their statistics (probe_*) beside the training steps'."
         },
     )
 
@@ -76,7 +77,7 @@ class SADAConfig:
         metadata={
             "help": "How variances become strengths: 'rank' (uniform strengths in [0, 1], TrivialAugment's mean "
             "amount, the variance's ordering) or 'minmax' (the paper; heavy-tailed V puts most strengths near the "
-            "extreme: 1.5 points below TrivialAugment on the README's benchmark).",
+            "extreme: 1.5 points below TrivialAugment in docs/results.md).",
             "choices": list(NORMALIZATIONS),
         },
     )

@@ -14,12 +14,12 @@ import transformers.trainer as upstream
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from sada_hf import SADAConfig, SADATrainer, SADATransform
+from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform
 from sada_hf.card import sada_section
 from sada_hf.persistence import STATE_FILE, SUMMARY_FILE
 from sada_hf.plots import CLASS_STRENGTHS_PLOT, STRENGTHS_PLOT, class_strengths
 
-from conftest import tiny_vit, training_args
+from conftest import example_labels, tiny_vit, training_args
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +127,10 @@ def test_push_to_hub_uploads_model_card_plots_and_summary(tmp_path, cifar_train,
     # Checkpoint pushes (hub_strategy "every_save") carry the summary of their checkpoint.
     _, first_push = hub.uploads[0]
     assert pq.read_table(first_push / SUMMARY_FILE).to_pydict()["visits"] == [1] * 100
+
+
+def test_section_says_what_the_margin_strategy_augments():
+    config = SADAConfig(strategy="margin", direction="unstable_strong", augmentation_seed=0)
+    text = sada_section(SADAState(example_labels(20, 4), 4, config))
+    assert "area under the margin" in text and "Low-margin (hard) examples were augmented strongly" in text
+    assert "| `strategy` | `margin` |" in text and "| training examples | 20 |" in text

@@ -157,7 +157,8 @@ def memory(options: argparse.Namespace) -> None:
         for dtype in ("float32", "float16"):
             config = SADAConfig(augmentation_seed=0, store_dtype=dtype)
             one, two = (SADAState(torch.arange(size) % k, k, config) for size in (1, 2))
-            per_row, fixed = two.store.nbytes - one.store.nbytes, 2 * one.store.nbytes - two.store.nbytes
+            rows = [state.store.nbytes + state.margins.nbytes for state in (one, two)]  # influence and margins
+            per_row, fixed = rows[1] - rows[0], 2 * rows[0] - rows[1]
             per_example = two.shared_nbytes - one.shared_nbytes
             cells = [_gib(fixed + per_row * Shard(n, 0, w).size) for w in (1, 8, 64)]
             print(f"| {name} | {n:,} | {k:,} | {dtype} | {' | '.join(cells)} | {_gib(per_example * n)} |")

@@ -27,6 +27,8 @@ CUTOFFS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
     "aum_below_0": lambda stats: stats["aum"] < 0,  # on average, the given label was not the top class
     "aum_below_0_and_wrong_last": lambda stats: (stats["aum"] < 0) & (stats["predicted"] != stats["label"]),
     "right_under_half": lambda stats: stats["correctness"] < 0.5,  # right in fewer than half its visits
+    "right_under_quarter": lambda stats: stats["correctness"] < 0.25,
+    "never_right": lambda stats: stats["correctness"] == 0,
     "wrong_last": lambda stats: stats["predicted"] != stats["label"],  # wrong at its last training step
 }
 # The rules used (benchmarks/label_errors.py measures every one; docs/results.md says how these were chosen).

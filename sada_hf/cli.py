@@ -54,11 +54,11 @@ def show_label_issues(argv: list[str]) -> None:
     """`sada-hf label-issues OUTPUT_DIR [--top K]`: the table of the top K suspects of a run. Bad input is
     one line naming the problem and the fix, never a traceback."""
     from .data import class_names
-    from .label_issues import CUTOFF, SHEET, label_issues
+    from .label_issues import CUTOFF, SHEET, TOP_SUSPECTS, label_issues
 
     parser = argparse.ArgumentParser(prog="sada-hf label-issues", description=show_label_issues.__doc__)
     parser.add_argument("output_dir", type=Path, help="the output_dir of a SADATrainer run")
-    parser.add_argument("--top", type=_positive, default=32, help="how many suspects to print (>= 1)")
+    parser.add_argument("--top", type=_positive, default=TOP_SUSPECTS, help="how many suspects to print (>= 1)")
     options = parser.parse_args(argv)
     try:
         issues = label_issues(options.output_dir)

@@ -445,8 +445,10 @@ class _SADACallback(TrainerCallback):
         self._trainer()._sada_train_end()
 
     def on_push_begin(self, args, state, control, **kwargs):
-        # A push from a checkpoint copies only the model files into output_dir: add the summary.
-        self._trainer().sada_state.save_summary(args.output_dir)
+        # A push from a checkpoint copies only the model files into output_dir: add the summary (push_to_hub
+        # fires this event on every process; one writes).
+        if args.should_save:
+            self._trainer().sada_state.save_summary(args.output_dir)
 
 
 def _name(obj: Any) -> str:

@@ -209,7 +209,7 @@ def run(options: argparse.Namespace) -> None:
     for seed in options.seeds:
         jobs = {"sada-train-step": default_run, "sada-probe-run": one_probe_run, "cleanlab-5-fold": cleanlab_run}
         for finder, job in jobs.items():
-            if key({**common, "finder": finder, "seed": seed}) in done:
+            if finder not in options.finders or key({**common, "finder": finder, "seed": seed}) in done:
                 continue
             produced = job(options, seed)
             for row in produced if isinstance(produced, list) else [produced]:
@@ -271,8 +271,8 @@ def table(options: argparse.Namespace) -> None:
             + "."
         )
     if rows:
-        last = next(r for r in reversed(rows) if r["finder"] == "sada-train-step")
-        print(f"\nCommand of the last default run: `{last['command']}`")
+        last = next(r for r in reversed(rows) if r["finder"] in ours)
+        print(f"\nCommand of our last run ({last['finder']}): `{last['command']}`")
         print(
             f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
         )
@@ -319,6 +319,13 @@ def main() -> None:
     runner.add_argument("--window", type=int, default=10)
     runner.add_argument("--workers", type=int, default=1)
     runner.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    runner.add_argument(
+        "--finders",
+        nargs="+",
+        choices=[f for f in FINDERS if f != "aum-package"],
+        default=[f for f in FINDERS if f != "aum-package"],
+        help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits)",
+    )
     commands.add_parser("table")
     options = parser.parse_args()
     if options.command == "run":

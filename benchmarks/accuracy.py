@@ -407,6 +407,7 @@ HEADLINE_ROWS = (
     ("margin_inverted", "trivialaugment", "margin, hard examples strong - TrivialAugment"),
     ("probe_inverted", "trivialaugment", "probe, unstable examples strong - TrivialAugment"),
     ("trivialaugment", "none", "TrivialAugment - no SADA op"),
+    ("trivialaugment", "scratch_trivialaugment", "pretrained - from scratch (both TrivialAugment)"),
 )
 _SETTING_FIELDS = ("model", "examples_per_class", "imbalance_ratio", "label_noise", "epochs")
 

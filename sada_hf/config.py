@@ -85,8 +85,8 @@ class SADAConfig:
         default="stable_strong",
         metadata={
             "help": "'stable_strong': low variance -> strong augmentation (the paper); 'unstable_strong' inverts "
-            "it (with influence 'probe': 0.86 points over TrivialAugment on long-tailed CIFAR-10, level on "
-            "balanced; README).",
+            "it: the hard examples get the strong augmentation (with influence 'probe', the recommendation for "
+            "long-tailed data trained from scratch; docs/results.md).",
             "choices": list(DIRECTIONS),
         },
     )

@@ -83,9 +83,9 @@ class DataArguments:
     label_noise: str | None = field(
         default=None,
         metadata={
-            "help": "Flip a seeded share of the training labels to test label-error finding: 'symmetric:0.2' (20% "
-            "to another class, uniformly) or 'asymmetric:0.2' (cifar10: 20% of truck, bird, deer, cat, dog to "
-            "automobile, airplane, horse, dog, cat). The labels before flipping go to a `clean_label` column."
+            "help": "Flip a seeded share of the training labels to test label-error finding: 'symmetric:0.2' (a "
+            "fifth to another class, uniformly) or 'asymmetric:0.2' (cifar10: a fifth of truck, bird, deer, cat, dog "
+            "to automobile, airplane, horse, dog, cat). The labels before flipping go to a `clean_label` column."
         },
     )
     train_val_split: float = field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sada_hf.arguments import DEMO_DEFAULTS, parse_train_arguments
 
 
@@ -13,3 +15,12 @@ def test_demo_defaults_fill_only_what_the_user_left_unset():
     assert args.num_train_epochs == 3 and args.learning_rate == 5e-5  # Trainer's own defaults
     _, _, sada, _ = parse_train_arguments(["--strategy", "random", "--window", "5"])
     assert (sada.strategy, sada.window) == ("random", 5)
+
+
+def test_help_lists_every_option(capsys):
+    """argparse formats help strings with %: a bare percent sign in any help breaks `sada-hf train --help`."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_train_arguments(["--help"])
+    assert exit_info.value.code == 0
+    shown = capsys.readouterr().out
+    assert all(option in shown for option in ("--label_noise", "--strategy", "--model_name_or_path", "--learning_rate"))

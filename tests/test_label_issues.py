@@ -13,7 +13,7 @@ from PIL import Image
 from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform, data_map, label_issues
 from sada_hf.cli import main, train
 from sada_hf.data import load_digits
-from sada_hf.label_issues import SHEET
+from sada_hf.label_issues import CUTOFF, CUTOFFS, SHEET
 from sada_hf.persistence import SUMMARY_FILE
 from sada_hf.probe import Probe
 
@@ -92,7 +92,7 @@ def test_training_step_scores_match_a_float64_recomputation_from_the_logged_logi
     for name in ("aum", "confidence", "variability", "correctness"):
         np.testing.assert_allclose(issues[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
     assert issues["predicted_label"] == expected["predicted"].tolist() and issues["given_label"] == labels.tolist()
-    assert issues["suspect"] == (expected["aum"] < 0).tolist()
+    assert issues["suspect"] == CUTOFFS[CUTOFF]({**expected, "label": labels}).tolist()
 
 
 def test_probe_scores_match_a_float64_recomputation_from_the_probe_logits(noisy_digits_run):

@@ -31,10 +31,12 @@ CUTOFFS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
     "never_right": lambda stats: stats["correctness"] == 0,
     "wrong_last": lambda stats: stats["predicted"] != stats["label"],  # wrong at its last training step
 }
-# The rules used (benchmarks/label_errors.py measures every one; docs/results.md says how these were chosen).
+# The rules used, chosen by rule 6 of docs/results.md on 20% symmetric noise (benchmarks/label_errors.py measures
+# every one): the training steps' AUM ranks best with or without probes (AUROC 0.930; the probes' 0.921), and
+# "right in under a quarter of the visits" has the best F1 (0.65; AUM < 0 flags 2.8 examples per flipped label).
 RANKING_WITHOUT_PROBES = "aum"
 RANKING_WITH_PROBES = "aum"
-CUTOFF = "aum_below_0"
+CUTOFF = "right_under_quarter"
 
 
 def _rank(values: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ from accuracy import MODELS, train_argv, training_split  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
 FINDERS = ("sada-train-step", "sada-probe-run", "aum-package", "cleanlab-5-fold")
+TRAINED_FINDERS = tuple(f for f in FINDERS if f != "aum-package")  # aum-package reads the probe run's logits
 
 
 def scores(flipped: np.ndarray, suspicion: np.ndarray) -> dict:
@@ -322,8 +323,8 @@ def main() -> None:
     runner.add_argument(
         "--finders",
         nargs="+",
-        choices=[f for f in FINDERS if f != "aum-package"],
-        default=[f for f in FINDERS if f != "aum-package"],
+        choices=TRAINED_FINDERS,
+        default=list(TRAINED_FINDERS),
         help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits)",
     )
     commands.add_parser("table")

@@ -13,7 +13,7 @@ from PIL import Image
 from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform, data_map, label_issues
 from sada_hf.cli import main, train
 from sada_hf.data import load_digits
-from sada_hf.label_issues import CUTOFF, CUTOFFS, SHEET
+from sada_hf.label_issues import CUTOFF, CUTOFFS, RANKINGS, SHEET
 from sada_hf.persistence import SUMMARY_FILE
 from sada_hf.probe import Probe
 
@@ -119,6 +119,38 @@ def test_flipped_labels_are_ranked_first(noisy_digits_run, source):
     positions = np.arange(len(ranking))
     auroc = 1 - (positions[is_flipped][:, None] > positions[~is_flipped][None, :]).mean()
     assert precision_at_k >= 0.7 and auroc >= 0.95, (precision_at_k, auroc)  # random: 0.1 and 0.5
+
+
+# Five examples whose flags were worked out by hand: given label 0 0 2 1 4, last prediction 1 0 2 1 3.
+HAND_STATS = {
+    "aum": np.array([-1.0, 0.0, 0.5, -0.2, 2.0]),
+    "probe_aum": np.array([0.3, np.nan, -0.4, 0.1, 0.2]),
+    "correctness": np.array([0.0, 0.2, 0.25, 0.5, 1.0]),
+    "label": np.array([0, 0, 2, 1, 4]),
+    "predicted": np.array([1, 0, 2, 1, 3]),
+}
+HAND_SUSPECTS = {
+    "aum_below_0": [1, 0, 0, 1, 0],
+    "aum_below_0_and_wrong_last": [1, 0, 0, 0, 0],
+    "right_under_half": [1, 1, 1, 0, 0],
+    "right_under_quarter": [1, 1, 0, 0, 0],  # 0.25 itself is not under a quarter
+    "never_right": [1, 0, 0, 0, 0],
+    "wrong_last": [1, 0, 0, 0, 1],
+}
+HAND_SCORES = {
+    "aum": [-1.0, 0.0, 0.5, -0.2, 2.0],
+    "probe_aum": [0.3, np.nan, -0.4, 0.1, 0.2],
+    # ranks of aum (0, 2, 3, 1, 4) / 4 plus ranks of the defined probe_aum (3, -, 0, 1, 2) / 3
+    "aum_and_probe_aum": [0 / 4 + 3 / 3, np.nan, 3 / 4 + 0 / 3, 1 / 4 + 1 / 3, 4 / 4 + 2 / 3],
+}
+
+
+def test_every_cut_off_and_ranking_on_a_hand_computed_case():
+    assert HAND_SUSPECTS.keys() == CUTOFFS.keys() and HAND_SCORES.keys() == RANKINGS.keys()  # a new rule needs a case
+    for name, rule in CUTOFFS.items():
+        assert rule(HAND_STATS).astype(int).tolist() == HAND_SUSPECTS[name], name
+    for name, rule in RANKINGS.items():
+        np.testing.assert_allclose(rule(HAND_STATS), HAND_SCORES[name], err_msg=name)
 
 
 def test_label_issues_is_a_ranked_dataset(noisy_digits_run):

@@ -84,6 +84,7 @@ PAIRS = (
     ("margin_inverted", "probe_inverted"),
     ("margin_rank", "trivialaugment"),
     ("margin_rank", "margin_shuffled"),
+    ("margin_rank", "none"),  # where augmentation itself hurts (fine-tune), the bar that matters to a user
     # the fine-tune regime checks: augmentation matters, pretraining matters
     ("trivialaugment", "none"),
     ("trivialaugment", "scratch_trivialaugment"),
@@ -405,6 +406,7 @@ HEADLINE_REGIMES = {
 HEADLINE_ROWS = (
     ("sada_rank", "trivialaugment", "the paper's method (default) - TrivialAugment"),
     ("margin_inverted", "trivialaugment", "margin, hard examples strong - TrivialAugment"),
+    ("margin_rank", "trivialaugment", "margin, easy examples strong - TrivialAugment"),
     ("probe_inverted", "trivialaugment", "probe, unstable examples strong - TrivialAugment"),
     ("trivialaugment", "none", "TrivialAugment - no SADA op"),
     ("trivialaugment", "scratch_trivialaugment", "pretrained - from scratch (both TrivialAugment)"),

@@ -271,23 +271,22 @@ def strength_diagnostics(output_dir: str, argv: list[str]) -> dict:
     }
 
 
+# The settings that make runs comparable: runs that differ only in strategy and seed form one comparison.
+COMPARISON_FIELDS = (
+    "model",
+    "examples_per_class",
+    "imbalance_ratio",
+    "label_noise",
+    "epochs",
+    "config_overrides",
+    "learning_rate",
+    "window",
+    *_OPTIONAL_SETTINGS,
+)
+
+
 def key(row: dict) -> tuple:
-    values = (
-        row.get(name)
-        for name in (
-            "model",
-            "examples_per_class",
-            "imbalance_ratio",
-            "label_noise",
-            "epochs",
-            "config_overrides",
-            "learning_rate",
-            "window",
-            *_OPTIONAL_SETTINGS,
-            "strategy",
-            "seed",
-        )
-    )
+    values = (row.get(name) for name in (*COMPARISON_FIELDS, "strategy", "seed"))
     return tuple(tuple(value) if isinstance(value, list) else value for value in values)
 
 
@@ -309,11 +308,74 @@ def run(options: argparse.Namespace) -> None:
             )
 
 
-def table(options: argparse.Namespace) -> None:
-    rows = [json.loads(line) for line in options.results.read_text().splitlines()]
+def grouped(results: Path) -> dict[tuple, list[dict]]:
+    """The runs of a results file by (comparison, strategy); a comparison is every setting but strategy and seed."""
     groups = defaultdict(list)
-    for row in rows:
+    for line in results.read_text().splitlines():
+        row = json.loads(line)
         groups[key(row)[:-2], row["strategy"]].append(row)
+    return groups
+
+
+def find_comparison(groups: dict, wanted: dict) -> tuple:
+    """The one comparison whose setting fields have the `wanted` values (the docs' table markers name it so)."""
+    found = {c for c, _ in groups if all(dict(zip(COMPARISON_FIELDS, c)).get(k) == v for k, v in wanted.items())}
+    if len(found) != 1:
+        raise ValueError(
+            f"{len(found)} comparisons in the results have {wanted}; name one by more of {COMPARISON_FIELDS}"
+        )
+    return found.pop()
+
+
+def comparison_markdown(groups: dict, comparison: tuple) -> str:
+    """One comparison's tables: every strategy's accuracy and diagnostics, then the paired differences."""
+    lines = [
+        "| strategy | mean strength | test accuracy (%) | seeds | minutes per run (median) | Spearman(strength, loss) "
+        "| strength: wrong / right |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for strategy in STRATEGIES:
+        runs = groups.get((comparison, strategy), [])
+        if not runs:
+            continue
+        accuracies = [100 * r["accuracy"] for r in runs]
+        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        strength = statistics.mean(r["mean_strength"] for r in runs)
+        minutes = statistics.median(r["minutes"] for r in runs)
+        with_diagnostics = [r for r in runs if "spearman_strength_loss" in r]
+        if with_diagnostics:
+            rho = statistics.mean(r["spearman_strength_loss"] for r in with_diagnostics)
+            wrong = statistics.mean(r["strength_wrong"] for r in with_diagnostics)
+            right = statistics.mean(r["strength_right"] for r in with_diagnostics)
+            diagnostics = f"{rho:+.2f} | {wrong:.2f} / {right:.2f}"
+        else:
+            diagnostics = "- | -"
+        shots = ""
+        if all("few" in r for r in runs):
+            shots = (
+                " (many / medium / few: "
+                + " / ".join(f"{100 * statistics.mean(r[g] for r in runs):.1f}" for g in ("many", "medium", "few"))
+                + ")"
+            )
+        lines.append(
+            f"| {strategy} | {strength:.2f} | {statistics.mean(accuracies):.2f} ± {spread:.2f}{shots} | {len(runs)} "
+            f"| {minutes:.1f} | {diagnostics} |"
+        )
+    paired = []
+    for strategy, baseline in PAIRS:
+        differences = paired_differences(groups, comparison, strategy, baseline)
+        if differences:
+            per_seed = " / ".join(f"{d:+.2f}" for d in differences)
+            mean, count = _summary(differences).split(" (")
+            paired.append(f"| {strategy} - {baseline} | {mean} | {per_seed} | {count[:-1]} |")
+    if paired:
+        lines += ["", "| paired difference (points) | mean ± std | per seed | seeds positive |", "|---|---|---|---|"]
+        lines += paired
+    return "\n".join(lines)
+
+
+def table(options: argparse.Namespace) -> None:
+    groups = grouped(options.results)
     for comparison in sorted({setting for setting, _ in groups}, key=str):
         model, per_class, ratio, noise, epochs, overrides, lr, window, classes, warmup, batch, every = comparison
         data = f"{per_class} images per class" + (f", long-tailed (imbalance ratio {ratio:g})" if ratio else "")
@@ -326,46 +388,12 @@ def table(options: argparse.Namespace) -> None:
             if value is not None
         )
         print(f"\n#### {model} ({overrides}), {data}, {recipe_notes}\n")
-        print(
-            "| strategy | mean strength | test accuracy (%) | seeds | minutes per run (median) | Spearman(strength, loss) "
-            "| strength: wrong / right |"
-        )
-        print("|---|---|---|---|---|---|---|")
-        for strategy in STRATEGIES:
-            runs = groups.get((comparison, strategy), [])
-            if not runs:
-                continue
-            accuracies = [100 * r["accuracy"] for r in runs]
-            spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-            strength = statistics.mean(r["mean_strength"] for r in runs)
-            minutes = statistics.median(r["minutes"] for r in runs)
-            with_diagnostics = [r for r in runs if "spearman_strength_loss" in r]
-            if with_diagnostics:
-                rho = statistics.mean(r["spearman_strength_loss"] for r in with_diagnostics)
-                wrong = statistics.mean(r["strength_wrong"] for r in with_diagnostics)
-                right = statistics.mean(r["strength_right"] for r in with_diagnostics)
-                diagnostics = f"{rho:+.2f} | {wrong:.2f} / {right:.2f}"
-            else:
-                diagnostics = "- | -"
-            shots = ""
-            if all("few" in r for r in runs):
-                shots = (
-                    " (many / medium / few: "
-                    + " / ".join(f"{100 * statistics.mean(r[g] for r in runs):.1f}" for g in ("many", "medium", "few"))
-                    + ")"
-                )
-            print(
-                f"| {strategy} | {strength:.2f} | {statistics.mean(accuracies):.2f} ± {spread:.2f}{shots} | {len(runs)} "
-                f"| {minutes:.1f} | {diagnostics} |"
-            )
-        paired_table(groups, comparison)
+        print(comparison_markdown(groups, comparison))
+    rows = [row for runs in groups.values() for row in runs]
     if rows:
-        print(
-            f"\nCommand of the last run (the others differ in the strategy flags and --seed): `{rows[-1]['command']}`"
-        )
-        print(
-            f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
-        )
+        last = json.loads(options.results.read_text().splitlines()[-1])
+        print(f"\nCommand of the last run (the others differ in the strategy flags and --seed): `{last['command']}`")
+        print(f"Machine: {last['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}.")
 
 
 def paired_differences(groups: dict, comparison: tuple, strategy: str, baseline: str) -> list[float]:
@@ -379,21 +407,6 @@ def _summary(differences: list[float]) -> str:
     spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
     positive = sum(d > 0 for d in differences)
     return f"{statistics.mean(differences):+.2f} ± {spread:.2f} ({positive} of {len(differences)})"
-
-
-def paired_table(groups: dict, comparison: tuple) -> None:
-    """Per-seed differences of test accuracy between strategies run with the same seeds."""
-    lines = []
-    for strategy, baseline in PAIRS:
-        differences = paired_differences(groups, comparison, strategy, baseline)
-        if differences:
-            per_seed = " / ".join(f"{d:+.2f}" for d in differences)
-            mean, count = _summary(differences).split(" (")
-            lines.append(f"| {strategy} - {baseline} | {mean} | {per_seed} | {count[:-1]} |")
-    if lines:
-        print("\n| paired difference (points) | mean ± std | per seed | seeds positive |")
-        print("|---|---|---|---|")
-        print("\n".join(lines))
 
 
 # The headline table: one column per regime (the setting fields that pick it out), one row per comparison.
@@ -411,28 +424,30 @@ HEADLINE_ROWS = (
     ("trivialaugment", "none", "TrivialAugment - no SADA op"),
     ("trivialaugment", "scratch_trivialaugment", "pretrained - from scratch (both TrivialAugment)"),
 )
-_SETTING_FIELDS = ("model", "examples_per_class", "imbalance_ratio", "label_noise", "epochs")
 
 
-def headline(options: argparse.Namespace) -> None:
+def headline_markdown(groups: dict) -> str:
     """The README's table: the key paired differences in every regime (mean ± std, seeds positive)."""
-    rows = [json.loads(line) for line in options.results.read_text().splitlines()]
-    groups = defaultdict(list)
-    for row in rows:
-        groups[key(row)[:-2], row["strategy"]].append(row)
     columns = {}
     for title, wanted in HEADLINE_REGIMES.items():
-        matching = [c for c, _ in groups if all(dict(zip(_SETTING_FIELDS, c))[k] == v for k, v in wanted.items())]
-        matching = [c for c in matching if dict(zip(_SETTING_FIELDS, c))["label_noise"] is None]
+        matching = [c for c, _ in groups if all(dict(zip(COMPARISON_FIELDS, c))[k] == v for k, v in wanted.items())]
+        matching = [c for c in matching if dict(zip(COMPARISON_FIELDS, c))["label_noise"] is None]
         columns[title] = max(matching, key=lambda c: len(groups.get((c, "trivialaugment"), [])), default=None)
-    print("| test accuracy, paired by seed (points) | " + " | ".join(columns) + " |")
-    print("|---|" + "---|" * len(columns))
+    lines = [
+        "| test accuracy, paired by seed (points) | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
     for strategy, baseline, label in HEADLINE_ROWS:
         cells = []
         for comparison in columns.values():
             differences = paired_differences(groups, comparison, strategy, baseline) if comparison else []
             cells.append(_summary(differences) if differences else "-")
-        print(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def headline(options: argparse.Namespace) -> None:
+    print(headline_markdown(grouped(options.results)))
 
 
 def main() -> None:

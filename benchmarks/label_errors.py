@@ -41,7 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import MODELS, train_argv, training_split  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
-FINDERS = ("sada-train-step", "sada-probe-run", "aum-package", "cleanlab-5-fold")
+FINDERS = {  # id: the README table's title
+    "sada-train-step": "ours, default run",
+    "sada-probe-run": "ours, probe run",
+    "aum-package": "aum package",
+    "cleanlab-5-fold": "cleanlab, 5-fold",
+}
 TRAINED_FINDERS = tuple(f for f in FINDERS if f != "aum-package")  # aum-package reads the probe run's logits
 
 
@@ -199,8 +204,9 @@ def key(row: dict) -> tuple:
 
 
 def run(options: argparse.Namespace) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    done = {key(json.loads(line)) for line in RESULTS.read_text().splitlines()} if RESULTS.exists() else set()
+    results = options.results
+    results.parent.mkdir(parents=True, exist_ok=True)
+    done = {key(json.loads(line)) for line in results.read_text().splitlines()} if results.exists() else set()
     common = {
         "model": options.model,
         "examples_per_class": options.examples_per_class,
@@ -221,7 +227,7 @@ def run(options: argparse.Namespace) -> None:
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                     "date": time.strftime("%Y-%m-%d"),
                 }
-                with RESULTS.open("a") as handle:
+                with results.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 best = max(row["rankings"].values(), key=lambda ranking: ranking["auroc"])
                 print(
@@ -230,75 +236,131 @@ def run(options: argparse.Namespace) -> None:
                 )
 
 
-def table(options: argparse.Namespace) -> None:
-    from sada_hf.label_issues import CUTOFF, RANKING_WITH_PROBES, RANKING_WITHOUT_PROBES
+CELL_FIELDS = ("model", "examples_per_class", "label_noise", "epochs")
+# The cells of the README's table (the default model, images per class and epochs), a row each even before it ran.
+HEADLINE_NOISE = ("symmetric:0.1", "symmetric:0.2", "symmetric:0.4", "asymmetric:0.2")
+# Our finders and the ranking each uses; the packages' finders and their one ranking.
+OURS = ("sada-train-step", "sada-probe-run")
+THEIRS = {"aum-package": "aum", "cleanlab-5-fold": "label_quality"}
 
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
+
+def grouped(results: Path) -> dict[tuple, list[dict]]:
+    """The rows of a results file by cell (model, images per class, label noise, epochs)."""
     groups = defaultdict(list)
-    for row in rows:
+    for line in results.read_text().splitlines():
+        row = json.loads(line)
         groups[key(row)[:4]].append(row)
+    return groups
+
+
+def find_cell(groups: dict, wanted: dict) -> tuple:
+    """The one cell whose fields have the `wanted` values (the docs' table markers name it so)."""
+    found = [c for c in groups if all(dict(zip(CELL_FIELDS, c))[k] == v for k, v in wanted.items())]
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} cells in the results have {wanted}; name one by more of {CELL_FIELDS}")
+    return found[0]
+
+
+def used_ranking(finder: str) -> str:
+    """The ranking a finder flags by: ours, the one `sada_hf.label_issues` uses with or without probes."""
+    from sada_hf.label_issues import RANKING_WITH_PROBES, RANKING_WITHOUT_PROBES
+
     ours = {"sada-train-step": RANKING_WITHOUT_PROBES, "sada-probe-run": RANKING_WITH_PROBES}
+    return ours[finder] if finder in ours else THEIRS[finder]
+
+
+def cell_markdown(group: list[dict]) -> str:
+    """One cell's tables: every finder's rankings and cut-offs, our AUROC paired with the packages'."""
+    from sada_hf.label_issues import CUTOFF
+
+    lines = [
+        "| finder | ranking | AUROC | precision at k | seeds | trainings | minutes (median) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for finder in FINDERS:
+        runs = [r for r in group if r["finder"] == finder]
+        for ranking in runs[0]["rankings"] if runs else []:
+            used = " (used)" if finder in OURS and used_ranking(finder) == ranking else ""
+            values = [r["rankings"][ranking] for r in runs]
+            lines.append(
+                f"| {finder} | {ranking}{used} | {_mean_std(values, 'auroc')} "
+                f"| {_mean_std(values, 'precision_at_k')} | {len(runs)} | {runs[0]['trainings']} "
+                f"| {statistics.median(r['minutes'] for r in runs):.1f} |"
+            )
+    lines += ["", "| finder | cut-off | flagged | precision | recall | F1 |", "|---|---|---|---|---|---|"]
+    for finder in FINDERS:
+        runs = [r for r in group if r["finder"] == finder]
+        for cutoff in runs[0]["cutoffs"] if runs else []:
+            used = " (used)" if finder in OURS and cutoff == CUTOFF else ""
+            values = [r["cutoffs"][cutoff] for r in runs]
+            cells = " | ".join(
+                f"{statistics.mean(v[name] for v in values):.2f}" for name in ("precision", "recall", "f1")
+            )
+            lines.append(
+                f"| {finder} | {cutoff}{used} | {statistics.mean(v['flagged'] for v in values):.0f} | {cells} |"
+            )
+    paired = []
+    for finder in OURS:
+        for other in THEIRS:
+            differences = paired_auroc(group, finder, other)
+            if differences:
+                per_seed = " / ".join(f"{d:+.3f}" for d in differences)
+                paired.append(
+                    f"| {finder} - {other} | {statistics.mean(differences):+.3f} | {per_seed} "
+                    f"| {sum(d >= 0 for d in differences)} of {len(differences)} |"
+                )
+    if paired:
+        lines += ["", "| AUROC, paired | mean | per seed | seeds at least as good |", "|---|---|---|---|", *paired]
+    k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in group)
+    accuracy = {f: [100 * r["accuracy"] for r in group if r["finder"] == f and "accuracy" in r] for f in OURS}
+    lines.append(
+        f"\nFlipped labels: {k:.0f} of {10 * group[0]['examples_per_class']}. Test accuracy: "
+        + "; ".join(f"{f} {statistics.mean(a):.2f}% ({len(a)} seeds)" for f, a in accuracy.items() if a)
+        + "."
+    )
+    return "\n".join(lines)
+
+
+def paired_auroc(group: list[dict], finder: str, other: str) -> list[float]:
+    """Per seed both ran, the AUROC of `finder` (with the ranking it uses) minus `other`'s, in seed order."""
+    mine = {r["seed"]: r["rankings"][used_ranking(finder)]["auroc"] for r in group if r["finder"] == finder}
+    them = {r["seed"]: r["rankings"][THEIRS[other]]["auroc"] for r in group if r["finder"] == other}
+    return [mine[s] - them[s] for s in sorted(set(mine) & set(them))]
+
+
+def headline_markdown(groups: dict, model: str = "resnet", examples_per_class: int = 500, epochs: int = 40) -> str:
+    """The README's table: per label-noise cell, the AUROC of every finder with the ranking it uses (mean over seeds)."""
+    lines = [
+        "| AUROC of the ranking (seeds) | " + " | ".join(FINDERS.values()) + " |",
+        "|---|" + "---|" * len(FINDERS),
+    ]
+    for noise in HEADLINE_NOISE:
+        group = groups.get((model, examples_per_class, noise, epochs), [])
+        cells = []
+        for finder in FINDERS:
+            values = [r["rankings"][used_ranking(finder)]["auroc"] for r in group if r["finder"] == finder]
+            cells.append(f"{statistics.mean(values):.3f} ({len(values)})" if values else "-")
+        kind, _, share = noise.partition(":")
+        lines.append(f"| {kind} {100 * float(share):g}% flipped | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table(options: argparse.Namespace) -> None:
+    groups = grouped(options.results)
     for (model, per_class, noise, epochs), group in sorted(groups.items(), key=str):
         print(f"\n#### {model}, {per_class} images per class, label noise {noise}, {epochs} epochs\n")
-        print("| finder | ranking | AUROC | precision at k | seeds | trainings | minutes (median) |")
-        print("|---|---|---|---|---|---|---|")
-        for finder in FINDERS:
-            runs = [r for r in group if r["finder"] == finder]
-            for ranking in runs[0]["rankings"] if runs else []:
-                used = " (used)" if ours.get(finder) == ranking else ""
-                values = [r["rankings"][ranking] for r in runs]
-                print(
-                    f"| {finder} | {ranking}{used} | {_mean_std(values, 'auroc')} "
-                    f"| {_mean_std(values, 'precision_at_k')} | {len(runs)} | {runs[0]['trainings']} "
-                    f"| {statistics.median(r['minutes'] for r in runs):.1f} |"
-                )
-        print("\n| finder | cut-off | flagged | precision | recall | F1 |")
-        print("|---|---|---|---|---|---|")
-        for finder in FINDERS:
-            runs = [r for r in group if r["finder"] == finder]
-            for cutoff in runs[0]["cutoffs"] if runs else []:
-                used = " (used)" if finder in ours and cutoff == CUTOFF else ""
-                values = [r["cutoffs"][cutoff] for r in runs]
-                cells = " | ".join(
-                    f"{statistics.mean(v[name] for v in values):.2f}" for name in ("precision", "recall", "f1")
-                )
-                print(f"| {finder} | {cutoff}{used} | {statistics.mean(v['flagged'] for v in values):.0f} | {cells} |")
-        paired_auroc(group, ours)
-        k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in group)
-        accuracy = {f: [100 * r["accuracy"] for r in group if r["finder"] == f and "accuracy" in r] for f in ours}
-        print(
-            f"\nFlipped labels: {k:.0f} of {10 * per_class}. Test accuracy: "
-            + "; ".join(f"{f} {statistics.mean(a):.2f}% ({len(a)} seeds)" for f, a in accuracy.items() if a)
-            + "."
-        )
+        print(cell_markdown(group))
+    rows = [row for group in groups.values() for row in group]
     if rows:
-        last = next(r for r in reversed(rows) if r["finder"] in ours)
+        last = next(r for r in reversed(rows) if r["finder"] in OURS)
         print(f"\nCommand of our last run ({last['finder']}): `{last['command']}`")
         print(
             f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
         )
 
 
-def paired_auroc(group: list[dict], ours: dict[str, str]) -> None:
-    """Per seed, the AUROC of each of our finders (with the ranking it uses) minus each package's."""
-    theirs = {"aum-package": "aum", "cleanlab-5-fold": "label_quality"}
-    lines = []
-    for finder, ranking in ours.items():
-        for other, their_ranking in theirs.items():
-            mine = {r["seed"]: r["rankings"][ranking]["auroc"] for r in group if r["finder"] == finder}
-            them = {r["seed"]: r["rankings"][their_ranking]["auroc"] for r in group if r["finder"] == other}
-            seeds = sorted(set(mine) & set(them))
-            if seeds:
-                differences = [mine[s] - them[s] for s in seeds]
-                per_seed = " / ".join(f"{d:+.3f}" for d in differences)
-                lines.append(
-                    f"| {finder} - {other} | {statistics.mean(differences):+.3f} | {per_seed} "
-                    f"| {sum(d >= 0 for d in differences)} of {len(seeds)} |"
-                )
-    if lines:
-        print("\n| AUROC, paired | mean | per seed | seeds at least as good |")
-        print("|---|---|---|---|")
-        print("\n".join(lines))
+def headline(options: argparse.Namespace) -> None:
+    print(headline_markdown(grouped(options.results)))
 
 
 def _mean_std(values: list[dict], name: str) -> str:
@@ -328,6 +390,9 @@ def main() -> None:
         help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits)",
     )
     commands.add_parser("table")
+    commands.add_parser("headline", help="the README's table: every finder's AUROC in every cell")
+    for command in commands.choices.values():
+        command.add_argument("--results", type=Path, default=RESULTS, help="the results file (JSON lines)")
     options = parser.parse_args()
     if options.command == "run":
         # what `recipe` reads, at the accuracy benchmark's defaults
@@ -335,7 +400,7 @@ def main() -> None:
         options.warmup, options.probe_every = 0.05, 1.0
         run(options)
     else:
-        table(options)
+        {"table": table, "headline": headline}[options.command](options)
 
 
 if __name__ == "__main__":

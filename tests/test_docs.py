@@ -1,7 +1,8 @@
-"""The documentation stays true to the code: generated option tables, CI's test command, and links.
+"""The documentation stays true to the code: generated option tables, results tables, CI's test command, links.
 
 The option tables in docs/configuration.md are generated from the dataclasses: regenerate them with
-`python tests/test_docs.py` and paste the output between the markers.
+`python tests/test_docs.py` and paste the output between the markers. The results tables are the
+benchmark scripts' output: `python benchmarks/doc_tables.py` rewrites them from benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from sada_hf import SADAConfig
 from sada_hf.arguments import DataArguments, ModelArguments
 from sada_hf.ops import OP_NAMES
+
+import doc_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -52,6 +55,30 @@ def test_option_tables_match_the_dataclasses():
     assert match.group(1).strip() == options_tables().strip(), (
         "docs/configuration.md's options are stale: run python tests/test_docs.py and paste its output"
     )
+
+
+def test_results_tables_are_what_the_benchmarks_print():
+    found = {page: doc_tables.blocks(page.read_text()) for page in doc_tables.PAGES}
+    readme = {marker for marker, _, _ in found[README]}
+    assert {"<!-- accuracy.py headline -->", "<!-- label_errors.py headline -->"} <= readme, (
+        "README.md lost its generated headline tables (<!-- accuracy.py headline --> ... <!-- end -->)"
+    )
+    stale = [
+        f"{page.name}: {marker}" for page, made in found.items() for marker, now, printed in made if now != printed
+    ]
+    assert not stale, (
+        "results tables differ from the results files; run python benchmarks/doc_tables.py:\n" + "\n".join(stale)
+    )
+
+
+def test_a_stale_results_table_is_rewritten_and_an_ambiguous_marker_refused():
+    marker = "<!-- accuracy.py table model=vit_finetune examples_per_class=250 epochs=10 -->"
+    page = f"Before.\n\n{marker}\n\n| strategy | typed by hand |\n\n<!-- end -->\n\nAfter.\n"
+    (block,) = doc_tables.blocks(page)
+    assert block[0] == marker and block[1] == "| strategy | typed by hand |" and block[2].startswith("| strategy |")
+    assert doc_tables.regenerate(page) == f"Before.\n\n{marker}\n\n{block[2]}\n\n<!-- end -->\n\nAfter.\n"
+    with pytest.raises(ValueError, match="comparisons in the results have"):
+        doc_tables.blocks("<!-- accuracy.py table model=resnet -->\n\n|\n\n<!-- end -->")
 
 
 def test_readme_test_command_is_what_ci_runs():

@@ -315,7 +315,9 @@ def cell_markdown(group: list[dict]) -> str:
     accuracy = {f: [100 * r["accuracy"] for r in group if r["finder"] == f and "accuracy" in r] for f in OURS}
     lines.append(
         f"\nFlipped labels: {k:.0f} of {10 * group[0]['examples_per_class']}. Test accuracy: "
-        + "; ".join(f"{f} {statistics.mean(a):.2f}% ({len(a)} seed{'s' * (len(a) > 1)})" for f, a in accuracy.items() if a)
+        + "; ".join(
+            f"{f} {statistics.mean(a):.2f}% ({len(a)} seed{'s' * (len(a) > 1)})" for f, a in accuracy.items() if a
+        )
         + "."
     )
     return "\n".join(lines)

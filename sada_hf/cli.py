@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 USAGE = """usage: sada-hf train [options]
-       sada-hf label-issues OUTPUT_DIR [--top K]
+       sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME]
 
 train         Fine-tune an image classifier with SADA (Sample-Aware Dynamic Augmentation).
               Run `sada-hf train --help` for every option (model, data, SADA and TrainingArguments).
@@ -51,17 +51,22 @@ def _positive(text: str) -> int:
 
 
 def show_label_issues(argv: list[str]) -> None:
-    """`sada-hf label-issues OUTPUT_DIR [--top K]`: the table of the top K suspects of a run. Bad input is
+    """`sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME]`: the table of the top K suspects of a run. Bad input is
     one line naming the problem and the fix, never a traceback."""
     from .data import class_names
-    from .label_issues import CUTOFF, SHEET, TOP_SUSPECTS, label_issues
+    from .label_issues import CUTOFF, RANKINGS, SHEET, TOP_SUSPECTS, label_issues, ranking_of
 
     parser = argparse.ArgumentParser(prog="sada-hf label-issues", description=show_label_issues.__doc__)
     parser.add_argument("output_dir", type=Path, help="the output_dir of a SADATrainer run")
     parser.add_argument("--top", type=_positive, default=TOP_SUSPECTS, help="how many suspects to print (>= 1)")
+    parser.add_argument(
+        "--ranking",
+        choices=list(RANKINGS),
+        help="rank by this score instead of the rule's choice (probe scores need a run with probes)",
+    )
     options = parser.parse_args(argv)
     try:
-        issues = label_issues(options.output_dir)
+        issues = label_issues(options.output_dir, options.ranking)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"sada-hf label-issues: {error}")
     config = options.output_dir / "config.json"
@@ -69,8 +74,10 @@ def show_label_issues(argv: list[str]) -> None:
     num_labels = max(len(id2label), int(max(issues["given_label"])) + 1, int(max(issues["predicted_label"])) + 1)
     names = class_names(num_labels, id2label=id2label)
     top = issues.select(range(min(options.top, len(issues))))
+    ranking = ranking_of(issues.column_names, options.ranking)
     print(
-        f"{sum(issues['suspect'])} of {len(issues)} training examples are suspects (rule {CUTOFF}). Top {len(top)}:\n"
+        f"{sum(issues['suspect'])} of {len(issues)} training examples are suspects (rule {CUTOFF}). "
+        f"Top {len(top)} by {ranking}:\n"
     )
     print("| rank | index | given | predicted | AUM | confidence | variability | correctness |")
     print("|---|---|---|---|---|---|---|---|")
@@ -81,7 +88,7 @@ def show_label_issues(argv: list[str]) -> None:
         )
     sheet = options.output_dir / SHEET
     if sheet.is_file():
-        print(f"\nContact sheet of the top suspects (drawn at the end of training): {sheet}")
+        print(f"\nContact sheet of the top suspects by the rule's ranking (drawn at the end of training): {sheet}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ correctness beside it, a cut-off that flags the likely errors, and a contact she
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 import datasets
 import numpy as np
@@ -47,27 +47,37 @@ def _rank(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def ranking_of(stats: dict[str, np.ndarray]) -> str:
-    """The ranking `rank_label_issues` uses for these statistics: with or without probes."""
-    return RANKING_WITH_PROBES if "probe_aum" in stats else RANKING_WITHOUT_PROBES
+def ranking_of(stats: Container[str], ranking: str | None = None) -> str:
+    """The ranking `rank_label_issues` uses for statistics with these names: `ranking` if given (checked
+    against the statistics the run has), else the rule's choice with or without probes."""
+    if ranking is None:
+        return RANKING_WITH_PROBES if "probe_aum" in stats else RANKING_WITHOUT_PROBES
+    if ranking not in RANKINGS:
+        raise ValueError(f"Unknown ranking {ranking!r}: choose one of {', '.join(RANKINGS)}.")
+    if "probe" in ranking and "probe_aum" not in stats:
+        raise ValueError(
+            f"Ranking {ranking!r} needs the probes' dynamics, and this run had no probes: train with "
+            "influence='probe', or rank by 'aum' (the training steps' margins, in every run)."
+        )
+    return ranking
 
 
-def label_issues(output_dir: str | os.PathLike) -> datasets.Dataset:
+def label_issues(output_dir: str | os.PathLike, ranking: str | None = None) -> datasets.Dataset:
     """Every training example of the run in `output_dir`, most suspicious first (`rank_label_issues`).
 
     Raises `FileNotFoundError` naming the fix if `output_dir` holds no SADA run, `ValueError` if its
-    files are damaged."""
-    return rank_label_issues(data_map(output_dir))
+    files are damaged or `ranking` does not fit the run."""
+    return rank_label_issues(data_map(output_dir), ranking)
 
 
-def rank_label_issues(stats: dict[str, np.ndarray]) -> datasets.Dataset:
-    """The examples of `data_map`-style statistics, most suspicious first (by `RANKINGS[ranking_of(stats)]`), with
-    `index` (the row in the training dataset), `given_label`, `predicted_label` (at the last training step),
-    `aum`, `confidence`, `variability`, `correctness`, `step_visits`, the probes' `probe_aum` and `probes`
-    when the run had probes, the ranking's `score` and `suspect` (`CUTOFFS[CUTOFF]`). Examples never visited
-    are left out."""
+def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) -> datasets.Dataset:
+    """The examples of `data_map`-style statistics, most suspicious first (by `RANKINGS[ranking_of(stats,
+    ranking)]`: the rule's choice unless `ranking` names another), with `index` (the row in the training
+    dataset), `given_label`, `predicted_label` (at the last training step), `aum`, `confidence`,
+    `variability`, `correctness`, `step_visits`, the probes' `probe_aum` and `probes` when the run had
+    probes, the ranking's `score` and `suspect` (`CUTOFFS[CUTOFF]`). Examples never visited are left out."""
     visited = stats["step_visits"] > 0
-    score = RANKINGS[ranking_of(stats)](stats)[visited]
+    score = RANKINGS[ranking_of(stats, ranking)](stats)[visited]
     order = np.argsort(score, kind="stable")
     columns = {
         "index": "index",

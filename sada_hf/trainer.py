@@ -391,16 +391,16 @@ class SADATrainer(Trainer):
         contact sheet as PNG files in `output_dir` (default: args.output_dir); returns their file names."""
         return self._report().draw_plots(output_dir if output_dir is not None else self.args.output_dir)
 
-    def label_issues(self) -> datasets.Dataset:
+    def label_issues(self, ranking: str | None = None) -> datasets.Dataset:
         """The training examples ranked from most to least likely mislabelled, from this run's training-step
-        margins (and its probes' dynamics in `args.output_dir`, with probes); see
-        `sada_hf.label_issues.rank_label_issues`."""
+        margins (and its probes' dynamics in `args.output_dir`, with probes); `ranking` picks another entry
+        of `sada_hf.label_issues.RANKINGS`; see `sada_hf.label_issues.rank_label_issues`."""
         if self.sada_state is None:
             raise ValueError(
                 "label_issues() reads the training dynamics SADATrainer records for a training dataset with a "
                 "SADATransform; this trainer's dataset has none. Set one (any strategy, 'none' included)."
             )
-        return rank_label_issues(self._report().statistics(self.args.output_dir))
+        return rank_label_issues(self._report().statistics(self.args.output_dir), ranking)
 
 
 class TransformEpochCallback(TrainerCallback):

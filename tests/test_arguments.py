@@ -23,4 +23,6 @@ def test_help_lists_every_option(capsys):
         parse_train_arguments(["--help"])
     assert exit_info.value.code == 0
     shown = capsys.readouterr().out
-    assert all(option in shown for option in ("--label_noise", "--strategy", "--model_name_or_path", "--learning_rate"))
+    assert all(
+        option in shown for option in ("--label_noise", "--strategy", "--model_name_or_path", "--learning_rate")
+    )

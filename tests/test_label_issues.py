@@ -13,7 +13,7 @@ from PIL import Image
 from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform, data_map, label_issues
 from sada_hf.cli import main, train
 from sada_hf.data import load_digits
-from sada_hf.label_issues import CUTOFF, CUTOFFS, RANKINGS, SHEET
+from sada_hf.label_issues import CUTOFF, CUTOFFS, RANKING_WITH_PROBES, RANKINGS, SHEET, rank_label_issues
 from sada_hf.persistence import SUMMARY_FILE
 from sada_hf.probe import Probe
 
@@ -108,11 +108,12 @@ def test_probe_scores_match_a_float64_recomputation_from_the_probe_logits(noisy_
     np.testing.assert_allclose(issues["probe_aum"], expected["aum"], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("source", ["aum", "probe_aum"])
+@pytest.mark.parametrize("source", list(RANKINGS))
 def test_flipped_labels_are_ranked_first(noisy_digits_run, source):
     trainer, labels, flipped, _, _ = noisy_digits_run
-    issues = trainer.label_issues()
-    ranking = np.array(issues["index"])[np.argsort(issues[source], kind="stable")]
+    issues = trainer.label_issues(ranking=source)
+    assert issues["score"] == sorted(issues["score"])
+    ranking = np.array(issues["index"])
     is_flipped = np.isin(ranking, flipped)
     precision_at_k = is_flipped[: len(flipped)].mean()
     # AUROC: the chance that a flipped example ranks before a clean one.
@@ -153,6 +154,19 @@ def test_every_cut_off_and_ranking_on_a_hand_computed_case():
         np.testing.assert_allclose(rule(HAND_STATS), HAND_SCORES[name], err_msg=name)
 
 
+def test_a_chosen_ranking_orders_the_suspects_and_must_fit_the_run():
+    stats = {**HAND_STATS, "index": np.arange(5), "step_visits": np.full(5, 3)}
+    for name, scores_by_hand in HAND_SCORES.items():  # NaN (an example never probed) ranks last
+        assert rank_label_issues(stats, name)["index"] == np.argsort(scores_by_hand, kind="stable").tolist(), name
+    assert rank_label_issues(stats)["index"] == rank_label_issues(stats, RANKING_WITH_PROBES)["index"]
+    with pytest.raises(ValueError, match="Unknown ranking 'margin': choose one of aum, probe_aum"):
+        rank_label_issues(stats, "margin")
+    without_probes = {name: value for name, value in stats.items() if name != "probe_aum"}
+    for name in ("probe_aum", "aum_and_probe_aum"):
+        with pytest.raises(ValueError, match=f"{name}' needs the probes' dynamics.*influence='probe'"):
+            rank_label_issues(without_probes, name)
+
+
 def test_label_issues_is_a_ranked_dataset(noisy_digits_run):
     issues = noisy_digits_run[0].label_issues()
     assert isinstance(issues, datasets.Dataset)
@@ -172,6 +186,8 @@ def test_the_command_on_a_default_run_without_probes(tmp_path, capsys):
     ranking = label_issues(tmp_path)
     assert [int(line.split("|")[2]) for line in table] == ranking["index"][:5]
     assert f"{sum(ranking['suspect']):,} of {len(ranking):,} training examples" in card  # the card's count
+    with pytest.raises(SystemExit, match=r"^sada-hf label-issues: Ranking 'probe_aum' needs the probes'[^\n]*$"):
+        main(["label-issues", str(tmp_path), "--ranking", "probe_aum"])
     with Image.open(tmp_path / SHEET) as sheet:
         assert sheet.format == "PNG" and sheet.size[0] > 300
 

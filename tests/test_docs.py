@@ -1,4 +1,5 @@
-"""The documentation stays true to the code: generated option tables, results tables, CI's test command, links.
+"""The documentation stays true to the code: generated option tables, results tables, CI's test command, links,
+and no drafting token left in the text.
 
 The option tables in docs/configuration.md are generated from the dataclasses: regenerate them with
 `python tests/test_docs.py` and paste the output between the markers. The results tables are the
@@ -165,6 +166,29 @@ def test_link_checker_finds_a_missing_file_and_a_missing_heading(tmp_path):
 def test_every_relative_link_resolves(page):
     broken = broken_links(page)
     assert not broken, f"broken links in {page.relative_to(ROOT)}:\n" + "\n".join(broken)
+
+
+# --- drafting tokens ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"(?<![$\w])[A-Z]+(?:_[A-Z0-9]+)+\b")
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_CODE_SPAN_ACROSS_LINES = re.compile(r"`[^`]*`")
+
+
+def drafting_tokens(markdown: str) -> list[str]:
+    """ALL_CAPS_NAMES in the prose outside code and comments: a stand-in for text never written (an
+    environment variable is written `$NAME` or in code)."""
+    return _TOKEN.findall(_COMMENT.sub("", _CODE_SPAN_ACROSS_LINES.sub("", _prose(markdown))))
+
+
+def test_the_token_finder_skips_code_comments_and_variables():
+    page = "A NOISE_VERDICT, `CODE_SPAN`, `a\nSPAN_ACROSS`, $ENV_VAR, <!-- A_B -->, snake_case.\n```\nIN_CODE\n```\n"
+    assert drafting_tokens(page) == ["NOISE_VERDICT"]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_no_drafting_token_is_left(page):
+    assert not drafting_tokens(page.read_text()), f"{page.relative_to(ROOT)}: write the text these stand for"
 
 
 if __name__ == "__main__":

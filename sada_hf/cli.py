@@ -51,8 +51,8 @@ def _positive(text: str) -> int:
 
 
 def show_label_issues(argv: list[str]) -> None:
-    """`sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME]`: the table of the top K suspects of a run. Bad input is
-    one line naming the problem and the fix, never a traceback."""
+    """`sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME]`: the table of the top K suspects of a
+    run. Bad input is one line naming the problem and the fix, never a traceback."""
     from .data import class_names
     from .label_issues import CUTOFF, RANKINGS, SHEET, TOP_SUSPECTS, label_issues, ranking_of
 

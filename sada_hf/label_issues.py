@@ -5,6 +5,7 @@ correctness beside it, a cut-off that flags the likely errors, and a contact she
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Container, Sequence
 
@@ -16,11 +17,26 @@ from .dynamics import data_map
 SHEET = "sada_label_issues.png"
 TOP_SUSPECTS = 32  # drawn on the contact sheet and shown on the model card
 
-# How suspicious each example is (lower: more likely mislabelled), by where its margins come from.
-RANKINGS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
-    "aum": lambda stats: stats["aum"],  # the training steps' AUM (every run)
-    "probe_aum": lambda stats: stats["probe_aum"],  # the probes' AUM (clean views; runs with probes)
-    "aum_and_probe_aum": lambda stats: _rank(stats["aum"]) + _rank(stats["probe_aum"]),  # both, equally
+
+@dataclasses.dataclass(frozen=True)
+class _Ranking:
+    """How suspicious each example is (lower: more likely mislabelled), from the statistics named in `reads`
+    (declared so that a ranking a run cannot feed is refused with the fix, not a KeyError)."""
+
+    reads: tuple[str, ...]
+    score: Callable[[dict[str, np.ndarray]], np.ndarray]
+
+    def __call__(self, stats: dict[str, np.ndarray]) -> np.ndarray:
+        return self.score(stats)
+
+
+# By where the margins come from: the training steps (every run) or the probes (clean views; runs with probes).
+RANKINGS: dict[str, _Ranking] = {
+    "aum": _Ranking(("aum",), lambda stats: stats["aum"]),
+    "probe_aum": _Ranking(("probe_aum",), lambda stats: stats["probe_aum"]),
+    "aum_and_probe_aum": _Ranking(  # both, equally
+        ("aum", "probe_aum"), lambda stats: _rank(stats["aum"]) + _rank(stats["probe_aum"])
+    ),
 }
 # Which examples to flag as suspects.
 CUTOFFS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
@@ -54,10 +70,11 @@ def ranking_of(stats: Container[str], ranking: str | None = None) -> str:
         return RANKING_WITH_PROBES if "probe_aum" in stats else RANKING_WITHOUT_PROBES
     if ranking not in RANKINGS:
         raise ValueError(f"Unknown ranking {ranking!r}: choose one of {', '.join(RANKINGS)}.")
-    if "probe" in ranking and "probe_aum" not in stats:
+    missing = [name for name in RANKINGS[ranking].reads if name not in stats]
+    if missing:  # every run records the training steps' statistics: what a run lacks comes from the probes
         raise ValueError(
-            f"Ranking {ranking!r} needs the probes' dynamics, and this run had no probes: train with "
-            "influence='probe', or rank by 'aum' (the training steps' margins, in every run)."
+            f"Ranking {ranking!r} needs the probes' dynamics ({', '.join(missing)}), and this run had no probes: "
+            "train with influence='probe', or rank by 'aum' (the training steps' margins, in every run)."
         )
     return ranking
 

@@ -194,7 +194,7 @@ def training_split(argv: list[str]):
     from sada_hf.arguments import parse_train_arguments
     from sada_hf.data import load_splits
 
-    model_args, data_args, sada_config, training_args = parse_train_arguments(argv)
+    model_args, data_args, sada_config, training_args, _ = parse_train_arguments(argv)
     return load_splits(data_args, seed=training_args.seed)["train"]
 
 

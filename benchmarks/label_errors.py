@@ -166,7 +166,7 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
 
     with tempfile.TemporaryDirectory() as output_dir:
         argv = train_argv(options, "trivialaugment", seed, output_dir)
-        model_args, data_args, sada_config, training_args = parse_train_arguments(argv)
+        model_args, data_args, sada_config, training_args, _ = parse_train_arguments(argv)
         split = training_split(argv)
         labels = np.asarray(split["label"])
         names = label_names(split, data_args.label_column_name)

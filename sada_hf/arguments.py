@@ -116,6 +116,19 @@ class DataArguments:
         return self.dataset_name is None and self.train_dir is None
 
 
+@dataclass
+class RunArguments:
+    """What the job does with an output folder that holds an earlier run of it."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start over: delete the checkpoints in --output_dir and train from the first step. Without it, "
+            "a command rerun on an output_dir that holds checkpoints resumes from the last complete one."
+        },
+    )
+
+
 # Defaults of the command (the TrainingArguments fields below otherwise default to Trainer's).
 CLI_DEFAULTS = dict(
     output_dir="sada-output",
@@ -138,15 +151,16 @@ DEMO_DEFAULTS = dict(
 
 
 def parse_train_arguments(argv: list[str]):
-    """(model, data, SADA, training) arguments; the embedded default run's settings fill in what the
+    """(model, data, SADA, training, run) arguments; the embedded default run's settings fill in what the
     user left unset when no dataset and no checkpoint are named."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, SADAConfig, TrainingArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, SADAConfig, TrainingArguments, RunArguments))
     parser.set_defaults(**CLI_DEFAULTS)
-    model_args, data_args, sada_config, training_args = parser.parse_args_into_dataclasses(args=argv)
+    parsed = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args = parsed[0], parsed[1]
     if data_args.uses_builtin and data_args.builtin_dataset == "digits" and model_args.model_name_or_path is None:
         given = {arg.split("=")[0].lstrip("-").replace("-", "_") for arg in argv if arg.startswith("--")}
         demo = {k: v for k, v in DEMO_DEFAULTS.items() if k not in given}
         if demo:
             parser.set_defaults(**demo)
-            model_args, data_args, sada_config, training_args = parser.parse_args_into_dataclasses(args=argv)
-    return model_args, data_args, sada_config, training_args
+            parsed = parser.parse_args_into_dataclasses(args=argv)
+    return parsed

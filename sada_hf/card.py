@@ -18,6 +18,7 @@ from .config import SADAConfig
 from .dynamics import DYNAMICS_DIR
 from .label_issues import CUTOFF, SHEET
 from .ops import MAGNITUDE_OPS
+from .persistence import atomic_write
 from .state import SADAState, StrengthStatistics
 from .strategies import STRATEGIES
 
@@ -46,7 +47,7 @@ def update_model_card(
     if _SECTION_START in text:
         text = text[: text.index(_SECTION_START)] + text[text.index(_SECTION_END) + len(_SECTION_END) :]
     card.text = text.rstrip() + "\n\n" + sada_section(state, plots, issues) + "\n"
-    card.save(path)
+    atomic_write(Path(path), lambda temporary: card.save(temporary))
 
 
 def sada_section(state: SADAState, plots: Sequence[str] = (), issues: datasets.Dataset | None = None) -> str:

@@ -5,12 +5,15 @@ training dataset, and reads top to bottom in `main`; the steps it shares with ot
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Any
 
 from transformers import TrainingArguments, set_seed
-from transformers.utils import logging
+from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME, logging
 
-from .arguments import DataArguments, ModelArguments, parse_train_arguments
+from .arguments import DataArguments, ModelArguments, RunArguments, parse_train_arguments
+from .checkpoints import checkpoints, last_complete
 from .config import SADAConfig
 from .data import label_names, load_splits
 from .evaluation import build_compute_metrics
@@ -18,13 +21,15 @@ from .modeling import build_model_and_processor
 from .trainer import SADATrainer
 from .transform import EvalTransform, SADATransform
 
+logger = logging.get_logger(f"transformers.{__name__}")
+
 
 def main(argv: list[str]) -> dict[str, float]:
     """Data -> model -> SADA transforms -> SADATrainer -> train, evaluate, model card (or Hub push).
     Returns the evaluation metrics."""
     # HfArgumentParser over (ModelArguments, DataArguments, SADAConfig, TrainingArguments), with the
     # defaults of `sada-hf train` (evaluate and save each epoch; the digits run's training settings).
-    model_args, data_args, sada_config, training_args = parse_train_arguments(argv)
+    model_args, data_args, sada_config, training_args, run_args = parse_train_arguments(argv)
     logging.set_verbosity(training_args.get_process_log_level())
     set_seed(training_args.seed)
 
@@ -52,9 +57,10 @@ def main(argv: list[str]) -> dict[str, float]:
         sada_config=sada_config,
     )
 
-    # Train (or resume), save the model with its per-example summary, evaluate, write the model card with
-    # its SADA section and plots (or push it all with --push_to_hub).
-    return train_evaluate_and_publish(trainer, model_args, data_args, training_args)
+    # Train (resuming a rerun command from its last complete checkpoint), save the model with its per-example
+    # summary, evaluate, write the model card with its SADA section and plots (or push it all with --push_to_hub).
+    resume = checkpoint_to_resume(trainer, run_args)
+    return train_evaluate_and_publish(trainer, model_args, data_args, training_args, resume)
 
 
 def build_transforms(data: DataArguments, processor: Any, config: SADAConfig) -> tuple[SADATransform, EvalTransform]:
@@ -75,14 +81,52 @@ def build_transforms(data: DataArguments, processor: Any, config: SADAConfig) ->
     return train, train.for_evaluation()
 
 
+def checkpoint_to_resume(trainer: SADATrainer, run_args: RunArguments) -> str | bool | None:
+    """What the job resumes from: `--resume_from_checkpoint` (a path, or True for the last complete one) if
+    given; else, so that rerunning a killed command continues it, the last complete checkpoint in
+    `--output_dir`, unless `--overwrite_output_dir` deletes them all to start over. Refuses to train over a
+    saved model that no checkpoint can resume."""
+    args = trainer.args
+    if args.resume_from_checkpoint is not None:
+        return True if args.resume_from_checkpoint in ("True", "true") else args.resume_from_checkpoint
+    found = checkpoints(args.output_dir)
+    if run_args.overwrite_output_dir:
+        if found and trainer.is_world_process_zero():
+            logger.warning(f"--overwrite_output_dir: deleting the {len(found)} checkpoints in {args.output_dir}.")
+            for checkpoint in found:
+                shutil.rmtree(checkpoint.path)
+        trainer.accelerator.wait_for_everyone()
+        return None
+    complete, _ = last_complete(args.output_dir)
+    if complete is not None:
+        logger.warning(
+            f"Resuming from {complete.path}, the last complete checkpoint in {args.output_dir} (pass "
+            "--overwrite_output_dir to start over)."
+        )
+        return True  # SADATrainer names any newer, incomplete checkpoint it skips
+    saved_model = [
+        name for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME) if os.path.isfile(os.path.join(args.output_dir, name))
+    ]
+    if saved_model:
+        raise ValueError(
+            f"{args.output_dir} holds a trained model ({saved_model[0]}) and no complete checkpoint to resume from: "
+            "training would overwrite it. Pass --overwrite_output_dir to train again there, or choose another "
+            "--output_dir."
+        )
+    return None
+
+
 def train_evaluate_and_publish(
-    trainer: SADATrainer, model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+    trainer: SADATrainer,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    resume: str | bool | None = None,
 ) -> dict[str, float]:
-    """Train (resuming from `--resume_from_checkpoint`: a path, or True for the last one), save the
+    """Train (resuming from `resume`: a checkpoint path, or True for the last complete one), save the
     model with its per-example summary, evaluate, then write the model card (SADA section, plots, `sada`
     tag) or push everything to the Hub. Returns the evaluation metrics."""
-    resume = training_args.resume_from_checkpoint
-    result = trainer.train(resume_from_checkpoint=True if resume in ("True", "true") else resume)
+    result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()  # also writes the per-example summary (sada_examples.parquet)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)

@@ -13,6 +13,7 @@ import datasets
 import numpy as np
 
 from .dynamics import data_map
+from .plots import save_figure
 
 SHEET = "sada_label_issues.png"
 TOP_SUSPECTS = 32  # drawn on the contact sheet and shown on the model card
@@ -143,4 +144,4 @@ def contact_sheet(
         given, predicted = class_names[row["given_label"]], class_names[row["predicted_label"]]
         axis.set_title(f"#{row['index']}\ngiven: {given}\npredicted: {predicted}", fontsize=7)
     figure.suptitle("Label-issue suspects, lowest AUM first", fontsize=9)
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path, dpi=110)

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from .persistence import atomic_write
 
 STRENGTHS_PLOT = "sada_strengths.png"
 CLASS_STRENGTHS_PLOT = "sada_class_strengths.png"
@@ -46,7 +49,7 @@ def plot_strength_history(history: Sequence[Any], path: str | os.PathLike) -> No
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("in warm-up")
     bottom.set_xlabel("epoch")
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
 
 
 def class_strengths(strengths: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +87,7 @@ def plot_class_strengths(
     axes.set_xlabel("class")
     axes.set_ylabel("mean strength")
     axes.set_title("Final SADA strength per class (mean and std)")
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
 
 
 def plot_data_map(statistics: dict[str, np.ndarray], path: str | os.PathLike) -> None:
@@ -116,4 +119,9 @@ def plot_data_map(statistics: dict[str, np.ndarray], path: str | os.PathLike) ->
     axes.set_ylim(0, 1)
     shown = f"{len(rows):,} of {len(visited):,} examples" if len(rows) < len(visited) else f"{len(rows):,} examples"
     axes.set_title(f"Data map from the training steps ({shown}; marker size: final strength)")
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, dpi: int) -> None:
+    """Write `figure` as a PNG at `path`, atomically: a run killed while drawing leaves the old file or none."""
+    atomic_write(Path(path), lambda temporary: figure.savefig(temporary, dpi=dpi, format="png"))

@@ -8,8 +8,11 @@ the probe's forward pass in `probe.py`, what is drawn and written at the end of 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
 import os
+import shutil
+import tempfile
 import weakref
 from typing import Any
 
@@ -20,9 +23,10 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import logging
 
+from .checkpoints import close_record, incomplete_reason, last_complete, open_record
 from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import probe_rows, write_probe
@@ -45,6 +49,8 @@ from .transform import SADATransform
 
 # Under the `transformers` logger, so that SADA's lines follow Trainer's own (`log_level`, `log_level_replica`).
 logger = logging.get_logger(f"transformers.{__name__}")
+# The hidden folder a saved model is written into before its files are renamed into place.
+_SAVING_PREFIX = ".saving-"
 
 
 class SADATrainer(Trainer):
@@ -283,18 +289,43 @@ class SADATrainer(Trainer):
     # ---- checkpoints and saved models ----------------------------------------------------------
 
     def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
-        # Private: the SADA state must be in the folder before super pushes it to the Hub and rotates
-        # checkpoints, which `on_save` (called after) cannot do. Every process writes its store shard; the
-        # process that saves writes what all share.
+        # Private, because a checkpoint must be complete or never resumed from (docs/reliability.md): its record
+        # is opened before anything is written and closed once every process has written its part, and old
+        # checkpoints are deleted only after that (super would delete them before the new one is complete).
+        # The SADA state goes in first, before super pushes the folder to the Hub.
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save:
+            self._open_checkpoint(folder)
+        self.accelerator.wait_for_everyone()
         state = self.sada_state
         if state is not None and (self.args.should_save or state.shard.world_size > 1):
-            folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            state.save(os.path.join(self._get_output_dir(trial=trial), folder), write_shared=self.args.should_save)
+            state.save(folder, write_shared=self.args.should_save)
+        save_total_limit, self.args.save_total_limit = self.args.save_total_limit, None
         self._saving_checkpoint = True
         try:
             super()._save_checkpoint(model, trial)
         finally:
             self._saving_checkpoint = False
+            self.args.save_total_limit = save_total_limit
+        self.accelerator.wait_for_everyone()  # every process's files are in the folder
+        if self.args.should_save:
+            close_record(folder)
+            rotate_checkpoints(run_dir, save_total_limit, self.state.best_model_checkpoint, use_mtime=True)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # Private: super pushes the folder before it returns, and what reaches the Hub must be resumable, so
+        # the record is closed first (every process has written its files by now).
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            close_record(checkpoint_folder)
+        super()._push_from_checkpoint(checkpoint_folder)
+
+    def _open_checkpoint(self, folder: str) -> None:
+        reason = incomplete_reason(folder) if os.path.isdir(folder) else None
+        if reason is not None:
+            logger.warning(f"Overwriting the incomplete checkpoint {folder} ({reason}) with this step's checkpoint.")
+        open_record(folder)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         # A saved model (and what push_to_hub uploads) carries the per-example summary, not the
@@ -303,6 +334,23 @@ class SADATrainer(Trainer):
             self.sada_state.save_summary(output_dir if output_dir is not None else self.args.output_dir)
         super().save_model(output_dir, _internal_call)
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        # Private: a saved model's files each appear whole or not at all (docs/reliability.md). They are
+        # written into a hidden folder beside them, then renamed over the old ones. Checkpoints have their
+        # record instead, and processes that write nothing return inside super.
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if self._saving_checkpoint or not self.args.should_save:
+            return super()._save(output_dir, state_dict)
+        os.makedirs(output_dir, exist_ok=True)
+        for leftover in glob.glob(os.path.join(output_dir, f"{_SAVING_PREFIX}*")):  # a save that was killed
+            shutil.rmtree(leftover, ignore_errors=True)
+        staging = tempfile.mkdtemp(dir=output_dir, prefix=_SAVING_PREFIX)
+        try:
+            super()._save(staging, state_dict)
+            _move_into(staging, output_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def train(
         self,
         resume_from_checkpoint: str | bool | None = None,
@@ -310,19 +358,43 @@ class SADATrainer(Trainer):
         ignore_keys_for_eval: list[str] | None = None,
         **kwargs: Any,
     ):
+        checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
         if self.sada_state is not None:
-            checkpoint = resume_from_checkpoint
-            if checkpoint is True:
-                checkpoint = get_last_checkpoint(self.args.output_dir)  # None: super raises the usual error
-            self._restore_sada_state(checkpoint or None)
-            self._resuming = bool(checkpoint)
+            self._restore_sada_state(checkpoint)
+            self._resuming = checkpoint is not None
             self._log_store_size()
         return super().train(
-            resume_from_checkpoint=resume_from_checkpoint,
+            resume_from_checkpoint=checkpoint,
             trial=trial,
             ignore_keys_for_eval=ignore_keys_for_eval,
             **kwargs,
         )
+
+    def _checkpoint_to_resume(self, resume_from_checkpoint: str | bool | None) -> str | None:
+        """The checkpoint `train(resume_from_checkpoint=...)` resumes from: `True` is the newest complete one
+        (skipping, with a warning each, incomplete ones); a path must be complete; `None` or `False` is none."""
+        if resume_from_checkpoint is None or resume_from_checkpoint is False:
+            return None
+        output_dir = self.args.output_dir
+        if resume_from_checkpoint is True:
+            checkpoint, skipped = last_complete(output_dir)
+            for incomplete in skipped:
+                logger.warning(f"Skipping the incomplete checkpoint {incomplete.path}: {incomplete.incomplete}.")
+            if checkpoint is None:
+                raise ValueError(
+                    f"No valid checkpoint found in output directory ({output_dir}): no complete checkpoint to resume "
+                    "from. Train without resume_from_checkpoint to start over."
+                )
+            return str(checkpoint.path)
+        reason = incomplete_reason(resume_from_checkpoint) if os.path.isdir(resume_from_checkpoint) else None
+        if reason is not None:
+            complete, _ = last_complete(os.path.dirname(os.path.abspath(resume_from_checkpoint)))
+            other = f"the last complete one is {complete.path}" if complete else "there is no complete one beside it"
+            raise ValueError(
+                f"Cannot resume from {resume_from_checkpoint}: the checkpoint is incomplete ({reason}). Resume from "
+                f"another checkpoint ({other}), or pass resume_from_checkpoint=True for the last complete one."
+            )
+        return resume_from_checkpoint
 
     def _log_store_size(self) -> None:
         state = self.sada_state
@@ -449,6 +521,15 @@ class _SADACallback(TrainerCallback):
         # fires this event on every process; one writes).
         if args.should_save:
             self._trainer().sada_state.save_summary(args.output_dir)
+
+
+def _move_into(source: str, destination: str) -> None:
+    """Rename every file under `source` to the same place under `destination`, replacing what is there."""
+    for root, _, files in os.walk(source):
+        target = os.path.join(destination, os.path.relpath(root, source))
+        os.makedirs(target, exist_ok=True)
+        for name in files:
+            os.replace(os.path.join(root, name), os.path.join(target, name))
 
 
 def _name(obj: Any) -> str:

@@ -8,12 +8,12 @@ from sada_hf.arguments import DEMO_DEFAULTS, parse_train_arguments
 
 
 def test_demo_defaults_fill_only_what_the_user_left_unset():
-    _, _, _, args = parse_train_arguments(["--learning_rate", "0.01"])
+    _, _, _, args, _ = parse_train_arguments(["--learning_rate", "0.01"])
     assert args.learning_rate == 0.01 and args.num_train_epochs == DEMO_DEFAULTS["num_train_epochs"]
     assert args.output_dir == "sada-output" and args.eval_strategy == "epoch"
-    _, _, _, args = parse_train_arguments(["--builtin_dataset", "cifar10"])
+    _, _, _, args, _ = parse_train_arguments(["--builtin_dataset", "cifar10"])
     assert args.num_train_epochs == 3 and args.learning_rate == 5e-5  # Trainer's own defaults
-    _, _, sada, _ = parse_train_arguments(["--strategy", "random", "--window", "5"])
+    _, _, sada, _, _ = parse_train_arguments(["--strategy", "random", "--window", "5"])
     assert (sada.strategy, sada.window) == ("random", 5)
 
 

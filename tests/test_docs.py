@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sada_hf import SADAConfig
-from sada_hf.arguments import DataArguments, ModelArguments
+from sada_hf.arguments import DataArguments, ModelArguments, RunArguments
 from sada_hf.ops import OP_NAMES
 
 import doc_tables
@@ -25,7 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "tests" / "fixtures" / "README.md"]
-SECTIONS = {"SADA options (`SADAConfig`)": SADAConfig, "Model options": ModelArguments, "Data options": DataArguments}
+SECTIONS = {
+    "SADA options (`SADAConfig`)": SADAConfig,
+    "Model options": ModelArguments,
+    "Data options": DataArguments,
+    "Run options": RunArguments,
+}
 
 
 def _default(field: dataclasses.Field) -> str:

@@ -13,6 +13,7 @@ from transformers import Trainer, ViTForImageClassification
 
 import sada_hf.trainer as trainer_module
 from sada_hf import SADAConfig, SADATrainer, SADATransform
+from sada_hf.checkpoints import RECORD_FILE
 from sada_hf.persistence import STATE_FILE
 
 from conftest import tiny_resnet, tiny_vit, training_args
@@ -126,7 +127,8 @@ def test_checkpoint_without_sada_state_resumes_fresh_with_a_warning(tmp_path, ci
     _, steps_dir, _ = full_runs["resnet"]
     checkpoint = tmp_path / "checkpoint-20"
     shutil.copytree(steps_dir / "checkpoint-20", checkpoint)
-    (checkpoint / STATE_FILE).unlink()  # as a plain Trainer writes it
+    (checkpoint / STATE_FILE).unlink()  # as a plain Trainer writes it: no SADA state, no checkpoint record
+    (checkpoint / RECORD_FILE).unlink()
     warnings = []
     monkeypatch.setattr(trainer_module.logger, "warning", lambda message, *a, **k: warnings.append(message))
     trainer = make_trainer(tmp_path / "out", cifar_train, tiny_resnet(), num_train_epochs=3)
@@ -136,16 +138,20 @@ def test_checkpoint_without_sada_state_resumes_fresh_with_a_warning(tmp_path, ci
     assert [h.epoch for h in trainer.sada_state.history] == [3]
 
 
-@pytest.mark.parametrize("damage", ["truncate", "other_dataset"])
+@pytest.mark.parametrize("damage", ["truncate", "truncate_without_record", "other_dataset"])
 def test_bad_state_is_refused_before_training_or_writing(tmp_path, cifar_train, full_runs, damage):
     _, steps_dir, _ = full_runs["resnet"]
     checkpoint = tmp_path / "checkpoint-20"
     shutil.copytree(steps_dir / "checkpoint-20", checkpoint)
     dataset = cifar_train
-    if damage == "truncate":
+    if damage.startswith("truncate"):
         path = checkpoint / STATE_FILE
         path.write_bytes(path.read_bytes()[:1000])
-        message = "truncated or corrupt"
+        # The checkpoint's record catches it; without one (sada_hf < 0.5), reading the state does.
+        message = f"incomplete \\({STATE_FILE} has 1000 bytes, not the"
+        if damage == "truncate_without_record":
+            (checkpoint / RECORD_FILE).unlink()
+            message = "truncated or corrupt"
     else:
         dataset = cifar_train.select(range(200))
         message = "written for 300 training examples, but this run has 200"

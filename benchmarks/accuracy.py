@@ -111,7 +111,7 @@ MODELS = {
 }
 DEFAULT_CLASSES = {"vit_finetune": list(pretrain.VEHICLES)}
 # Options whose default leaves a setting as it was before the option existed (older rows lack them).
-_OPTIONAL_SETTINGS = {"classes": None, "warmup": 0.05, "batch_size": 128, "probe_every": 1.0}
+_OPTIONAL_SETTINGS = {"classes": None, "warmup": 0.05, "batch_size": 128, "probe_every": 1.0, "logit_adjustment": 0.0}
 
 
 def model_flags(options: argparse.Namespace) -> list[str]:
@@ -158,6 +158,7 @@ def recipe(options: argparse.Namespace) -> list[str]:
         *(["--classes", *options.classes] if options.classes else []),
         *(["--imbalance_ratio", str(options.imbalance_ratio)] if options.imbalance_ratio else []),
         *(["--label_noise", options.label_noise] if options.label_noise else []),
+        *(["--logit_adjustment", str(options.logit_adjustment)] if options.logit_adjustment else []),
         "--num_train_epochs", str(options.epochs),
         "--learning_rate", str(options.learning_rate),
         "--weight_decay", "0.05",
@@ -462,6 +463,7 @@ def main() -> None:
     runner.add_argument("--classes", nargs="+", default=None, help="CIFAR-10 classes (vit_finetune: the vehicles)")
     runner.add_argument("--warmup", type=float, default=0.05, help="warm-up, a fraction of the training steps")
     runner.add_argument("--probe-every", type=float, default=1.0, help="--probe_every of the probe strategies")
+    runner.add_argument("--logit-adjustment", type=float, default=0.0, help="--logit_adjustment TAU (long-tailed)")
     runner.add_argument("--epochs", type=int, default=80)
     runner.add_argument("--learning-rate", type=float, default=2e-3)
     runner.add_argument("--batch-size", type=int, default=128)

@@ -117,9 +117,18 @@ class DataArguments:
 
 
 @dataclass
-class RunArguments:
-    """What the job does with an output folder that holds an earlier run of it."""
+class JobArguments:
+    """The job's options beyond model, data and SADA: the training loss, and what to do with an output
+    folder that holds an earlier run."""
 
+    logit_adjustment: float = field(
+        default=0.0,
+        metadata={
+            "help": "For long-tailed data: train on logits + TAU * log(class prior), the priors from the training "
+            "labels (logit adjustment, Menon et al. 2021; 1 is their choice); evaluation and the per-example "
+            "statistics use the plain logits. 0 is plain cross-entropy. Works with every strategy, 'none' included."
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
@@ -151,9 +160,9 @@ DEMO_DEFAULTS = dict(
 
 
 def parse_train_arguments(argv: list[str]):
-    """(model, data, SADA, training, run) arguments; the embedded default run's settings fill in what the
+    """(model, data, SADA, training, job) arguments; the embedded default run's settings fill in what the
     user left unset when no dataset and no checkpoint are named."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, SADAConfig, TrainingArguments, RunArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, SADAConfig, TrainingArguments, JobArguments))
     parser.set_defaults(**CLI_DEFAULTS)
     parsed = parser.parse_args_into_dataclasses(args=argv)
     model_args, data_args = parsed[0], parsed[1]

@@ -12,7 +12,7 @@ from typing import Any
 from transformers import TrainingArguments, set_seed
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME, logging
 
-from .arguments import DataArguments, ModelArguments, RunArguments, parse_train_arguments
+from .arguments import DataArguments, JobArguments, ModelArguments, parse_train_arguments
 from .checkpoints import checkpoints, last_complete
 from .config import SADAConfig
 from .data import label_names, load_splits
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> dict[str, float]:
     Returns the evaluation metrics."""
     # HfArgumentParser over (ModelArguments, DataArguments, SADAConfig, TrainingArguments), with the
     # defaults of `sada-hf train` (evaluate and save each epoch; the digits run's training settings).
-    model_args, data_args, sada_config, training_args, run_args = parse_train_arguments(argv)
+    model_args, data_args, sada_config, training_args, job_args = parse_train_arguments(argv)
     logging.set_verbosity(training_args.get_process_log_level())
     set_seed(training_args.seed)
 
@@ -55,11 +55,12 @@ def main(argv: list[str]) -> dict[str, float]:
             splits["train"].with_format("numpy")[data_args.label_column_name], len(labels)
         ),
         sada_config=sada_config,
+        logit_adjustment=job_args.logit_adjustment,
     )
 
     # Train (resuming a rerun command from its last complete checkpoint), save the model with its per-example
     # summary, evaluate, write the model card with its SADA section and plots (or push it all with --push_to_hub).
-    resume = checkpoint_to_resume(trainer, run_args)
+    resume = checkpoint_to_resume(trainer, job_args)
     return train_evaluate_and_publish(trainer, model_args, data_args, training_args, resume)
 
 
@@ -81,7 +82,7 @@ def build_transforms(data: DataArguments, processor: Any, config: SADAConfig) ->
     return train, train.for_evaluation()
 
 
-def checkpoint_to_resume(trainer: SADATrainer, run_args: RunArguments) -> str | bool | None:
+def checkpoint_to_resume(trainer: SADATrainer, job_args: JobArguments) -> str | bool | None:
     """What the job resumes from: `--resume_from_checkpoint` (a path, or True for the last complete one) if
     given; else, so that rerunning a killed command continues it, the last complete checkpoint in
     `--output_dir`, unless `--overwrite_output_dir` deletes them all to start over. Refuses to train over a
@@ -90,7 +91,7 @@ def checkpoint_to_resume(trainer: SADATrainer, run_args: RunArguments) -> str | 
     if args.resume_from_checkpoint is not None:
         return True if args.resume_from_checkpoint in ("True", "true") else args.resume_from_checkpoint
     found = checkpoints(args.output_dir)
-    if run_args.overwrite_output_dir:
+    if job_args.overwrite_output_dir:
         if found and trainer.is_world_process_zero():
             logger.warning(f"--overwrite_output_dir: deleting the {len(found)} checkpoints in {args.output_dir}.")
             for checkpoint in found:

@@ -31,6 +31,7 @@ from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import probe_rows, write_probe
 from .label_issues import rank_label_issues
+from .losses import class_log_prior, logit_adjusted_cross_entropy
 from .probe import Probe
 from .report import Report
 from .sharding import Shard, route_to_owners
@@ -60,8 +61,9 @@ class SADATrainer(Trainer):
     also records each example's training-step margins for free, so it ends with a data map and a ranking of
     likely label errors (`label_issues()`), whatever the strategy.
 
-    Accepts everything `Trainer` does, plus `sada_config` (default: the transform's config). Beyond
-    `Trainer`: datasets with a `set_transform` work with `remove_unused_columns=True`, any collator that
+    Accepts everything `Trainer` does, plus `sada_config` (default: the transform's config) and
+    `logit_adjustment` (tau >= 0: train on logits + tau * log(class prior), for long-tailed data; 0, the
+    default, is plain cross-entropy). Beyond `Trainer`: datasets with a `set_transform` work with `remove_unused_columns=True`, any collator that
     takes a list of feature dicts works unchanged (the index is set aside and put back), and resuming
     restores the SADA state.
 
@@ -84,11 +86,20 @@ class SADATrainer(Trainer):
         processing_class: Any = None,
         *,
         sada_config: SADAConfig | None = None,
+        logit_adjustment: float = 0.0,
         **kwargs: Any,
     ) -> None:
         self.sada_state: SADAState | None = None
+        self._saving_checkpoint = False
         if sada_config is not None:
             _refuse_iterable(train_dataset)  # before super: Trainer's own error would not name the fix
+        if not (
+            isinstance(logit_adjustment, (int, float)) and math.isfinite(logit_adjustment) and logit_adjustment >= 0
+        ):
+            raise ValueError(
+                f"`logit_adjustment` must be a finite number >= 0, got {logit_adjustment!r}; 1 is the usual."
+            )
+        self.logit_adjustment = float(logit_adjustment)
         super().__init__(model, args, data_collator, train_dataset, eval_dataset, processing_class, **kwargs)
         transform = sada_transform_of(self.train_dataset)
         if transform is not None:
@@ -98,6 +109,29 @@ class SADATrainer(Trainer):
                 "SADATrainer: the training dataset has no SADATransform, so SADA is inactive and this is "
                 "Trainer. Enable it with `train_dataset.set_transform(SADATransform(...))`."
             )
+        if self.logit_adjustment:
+            self._adjust_logits()
+
+    def _adjust_logits(self) -> None:
+        """Train on logits + tau * log(class prior) (`losses.py`), through Trainer's `compute_loss_func`."""
+        if self.sada_state is None:
+            raise ValueError(
+                "`logit_adjustment` needs the training labels' class priors, which SADATrainer reads through the "
+                "training dataset's SADATransform; this dataset has none. Set one (strategy 'none' to train without "
+                "augmentation)."
+            )
+        if self.compute_loss_func is not None or self.label_smoother is not None:
+            raise ValueError(
+                "`logit_adjustment` replaces the training loss, so it cannot be combined with `compute_loss_func` or "
+                "`label_smoothing_factor`: drop one of them."
+            )
+        self._class_log_prior = class_log_prior(self.sada_state.labels, self.sada_state.num_labels)
+        self.compute_loss_func = self._logit_adjusted_loss
+
+    def _logit_adjusted_loss(self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        tau = self.logit_adjustment if self.model.training else 0.0  # evaluation scores the plain logits
+        return logit_adjusted_cross_entropy(logits, labels, self._class_log_prior, tau, num_items_in_batch)
 
     def _activate(self, transform: SADATransform, config: SADAConfig) -> None:
         """Check and index the training dataset, build the SADA state and bind the transform to it."""
@@ -121,7 +155,6 @@ class SADATrainer(Trainer):
         self.data_collator = IndexKeepingCollator(self.data_collator, self._index_column)
         self._probe = self._build_probe(raw, shard, transform) if probe_every is not None else None
         self._resuming = False
-        self._saving_checkpoint = False
         self.add_callback(_SADACallback(self))
 
     def _build_probe(self, raw: datasets.Dataset, shard: Shard, transform: SADATransform) -> Probe:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sada_hf import SADAConfig
-from sada_hf.arguments import DataArguments, ModelArguments, RunArguments
+from sada_hf.arguments import DataArguments, JobArguments, ModelArguments
 from sada_hf.ops import OP_NAMES
 
 import doc_tables
@@ -29,7 +29,7 @@ SECTIONS = {
     "SADA options (`SADAConfig`)": SADAConfig,
     "Model options": ModelArguments,
     "Data options": DataArguments,
-    "Run options": RunArguments,
+    "Job options": JobArguments,
 }
 
 

@@ -95,6 +95,13 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep this many evaluation images."})
     image_column_name: str = field(default="image", metadata={"help": "Column holding the images."})
     label_column_name: str = field(default="label", metadata={"help": "Column holding the class ids."})
+    id_column_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column naming each training example (a file name, a key): label issues, the per-example "
+            "summary and decisions files carry it as `id` (default: the image's file path for an imagefolder)."
+        },
+    )
     crop: str = field(
         default="random_crop",
         metadata={"help": "Base crop before the SADA op.", "choices": list(CROPS)},

@@ -91,7 +91,8 @@ def label_issues(output_dir: str | os.PathLike, ranking: str | None = None) -> d
 def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) -> datasets.Dataset:
     """The examples of `data_map`-style statistics, most suspicious first (by `RANKINGS[ranking_of(stats,
     ranking)]`: the rule's choice unless `ranking` names another), with `index` (the row in the training
-    dataset), `given_label`, `predicted_label` (at the last training step), `aum`, `confidence`,
+    dataset), `row` (the row in the dataset the user passed, before the job's subsetting and shuffling) and
+    `id` (`identity.example_identity`; runs from sada_hf < 0.5 have neither), `given_label`, `predicted_label` (at the last training step), `aum`, `confidence`,
     `variability`, `correctness`, `step_visits`, the probes' `probe_aum` and `probes` when the run had
     probes, the ranking's `score` and `suspect` (`CUTOFFS[CUTOFF]`). Examples never visited are left out."""
     visited = stats["step_visits"] > 0
@@ -99,6 +100,8 @@ def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) 
     order = np.argsort(score, kind="stable")
     columns = {
         "index": "index",
+        "row": "row",
+        "id": "id",
         "given_label": "label",
         "predicted_label": "predicted",
         "aum": "aum",

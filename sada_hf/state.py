@@ -17,7 +17,16 @@ import torch
 
 from .config import SADAConfig
 from .margins import MarginStore
-from .persistence import STATE_FILE, SUMMARY_FILE, State, read_state, write_config, write_parquet, write_state
+from .persistence import (
+    STATE_FILE,
+    SUMMARY_FILE,
+    SUMMARY_METADATA,
+    State,
+    read_state,
+    write_config,
+    write_parquet,
+    write_state,
+)
 from .sharding import AllGather, Shard, check_tensor
 from .store import InfluenceStore
 from .strategies import STRATEGIES, Examples
@@ -82,6 +91,9 @@ class SADAState:
         resharded_from (`int` or `None`): the number of processes of the state `load` re-sharded, if any.
         margins_missing_on_load (`bool`): `load` read a state from before margins were recorded (sada_hf < 0.4).
         history (`list[StrengthStatistics]`): one entry per publication.
+        identity (`dict[str, np.ndarray]`): columns naming each example in the user's dataset (`row`, and `id`
+            where there is one; `identity.example_identity`), written into the summary; not saved in
+            checkpoints (they are the dataset's).
     """
 
     def __init__(
@@ -92,6 +104,7 @@ class SADAState:
         shard: Shard | None = None,
         all_gather: AllGather | None = None,
         timeline: Timeline | None = None,
+        identity: dict[str, np.ndarray] | None = None,
     ) -> None:
         if config.augmentation_seed is None:
             raise ValueError(
@@ -101,6 +114,10 @@ class SADAState:
         self.strategy = STRATEGIES[config.strategy]
         self.labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
         num_examples = self.labels.numel()
+        self.identity = dict(identity or {})
+        for name, values in self.identity.items():
+            if len(values) != num_examples:
+                raise ValueError(f"The identity column {name!r} has {len(values)} values for {num_examples} examples.")
         self.store = InfluenceStore(
             num_examples, num_labels, config.window, config.decay, config.store_dtype, shard=shard
         )
@@ -423,9 +440,12 @@ class SADAState:
 
     def summary(self) -> dict[str, np.ndarray]:
         """One row per example: what the run did (`strength`, `variance`, `visits` as last published) and
-        what it learned about each example (`training_dynamics`), with its `index` and `label`."""
+        what it learned about each example (`training_dynamics`), with its `index` (its row in the training
+        dataset), its `identity` (`row` and `id` in the user's dataset) and `label`. The columns are listed
+        in docs/usage.md (what is saved where); `persistence.SUMMARY_VERSION` counts their changes."""
         return {
             "index": np.arange(self.num_examples, dtype=np.int64),
+            **self.identity,
             "label": self.labels.numpy(),
             "strength": self.schedule.strengths.numpy(),
             "variance": self._variance.numpy(),
@@ -436,7 +456,7 @@ class SADAState:
     def save_summary(self, directory: str | os.PathLike) -> None:
         """Write `summary()` to `sada_examples.parquet` and the configuration to `sada_config.json`: what a
         saved model needs to show how it was trained. Not resumable: checkpoints are."""
-        write_parquet(os.path.join(directory, SUMMARY_FILE), self.summary())
+        write_parquet(os.path.join(directory, SUMMARY_FILE), self.summary(), SUMMARY_METADATA)
         write_config(directory, self._metadata())
 
 

@@ -30,6 +30,7 @@ from .checkpoints import close_record, incomplete_reason, last_complete, open_re
 from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import probe_rows, write_probe
+from .identity import example_identity
 from .label_issues import rank_label_issues
 from .losses import class_log_prior, logit_adjusted_cross_entropy
 from .probe import Probe
@@ -144,7 +145,8 @@ class SADATrainer(Trainer):
         shard = Shard(len(raw), self.args.process_index, self.args.world_size)
         probe_every = config.probe_every if config.influence == "probe" else None
         timeline = Timeline(probe_every, self.args.gradient_accumulation_steps, self.args.ignore_data_skip)
-        self.sada_state = SADAState(labels, num_labels, config, shard, self._all_gather, timeline)
+        identity = example_identity(raw, transform.image_column, transform.id_column)  # the user's row and id
+        self.sada_state = SADAState(labels, num_labels, config, shard, self._all_gather, timeline, identity)
         self.train_dataset = with_transform(
             raw, transform.bound_to(self.sada_state.schedule, config), like=self.train_dataset
         )

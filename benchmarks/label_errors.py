@@ -431,7 +431,7 @@ def main() -> None:
     if options.command == "run":
         # what `recipe` reads, at the accuracy benchmark's defaults
         options.imbalance_ratio, options.config_overrides, options.classes = None, None, None
-        options.warmup, options.probe_every = 0.05, 1.0
+        options.warmup, options.probe_every, options.logit_adjustment = 0.05, 1.0, 0.0
         run(options)
     else:
         {"table": table, "headline": headline}[options.command](options)

@@ -14,13 +14,15 @@ import sys
 from pathlib import Path
 
 USAGE = """usage: sada-hf train [options]
-       sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME]
+       sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME] [--export FILE [--action drop|relabel]]
 
 train         Fine-tune an image classifier with SADA (Sample-Aware Dynamic Augmentation).
               Run `sada-hf train --help` for every option (model, data, SADA and TrainingArguments).
 label-issues  Rank the training examples of a SADA run (any strategy) from most to least likely
               mislabelled and print the top K; the run drew the top suspects in
-              OUTPUT_DIR/sada_label_issues.png."""
+              OUTPUT_DIR/sada_label_issues.png. --export FILE writes the suspects as a
+              decisions file (drop, or relabel to the suggested label) for
+              `sada-hf train --decisions FILE`."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,10 +39,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def train(argv: list[str]) -> dict[str, float]:
-    """`sada-hf train`: the main job (`sada_hf.job.main`). Returns the evaluation metrics."""
+    """`sada-hf train`: the main job (`sada_hf.job.main`). Returns the evaluation metrics. A decisions file that
+    does not fit the data is one line naming the problem and the fix, before anything is written."""
+    from .decisions import DecisionsError
     from .job import main as run_job  # imports transformers' Trainer: only when training
 
-    return run_job(argv)
+    try:
+        return run_job(argv)
+    except DecisionsError as error:
+        sys.exit(f"sada-hf train: {error}")
 
 
 def _positive(text: str) -> int:
@@ -51,9 +58,11 @@ def _positive(text: str) -> int:
 
 
 def show_label_issues(argv: list[str]) -> None:
-    """`sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME]`: the table of the top K suspects of a
-    run. Bad input is one line naming the problem and the fix, never a traceback."""
+    """`sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME] [--export FILE [--action drop|relabel]]`: the
+    table of the top K suspects of a run, and with --export its suspects as a decisions file. Bad input is one
+    line naming the problem and the fix, never a traceback."""
     from .data import class_names
+    from .decisions import suspects_to_decisions, write_decisions
     from .label_issues import CUTOFF, RANKINGS, SHEET, TOP_SUSPECTS, label_issues, ranking_of
 
     parser = argparse.ArgumentParser(prog="sada-hf label-issues", description=show_label_issues.__doc__)
@@ -64,9 +73,23 @@ def show_label_issues(argv: list[str]) -> None:
         choices=list(RANKINGS),
         help="rank by this score instead of the rule's choice (probe scores need a run with probes)",
     )
+    parser.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="write the default decisions to FILE (CSV, or Parquet for a .parquet name): the suspects, with --action",
+    )
+    parser.add_argument(
+        "--action",
+        choices=("drop", "relabel"),
+        default="drop",
+        help="what --export decides for each suspect: drop it, or relabel it to its suggested_label",
+    )
     options = parser.parse_args(argv)
     try:
         issues = label_issues(options.output_dir, options.ranking)
+        if options.export is not None:
+            decisions = suspects_to_decisions(issues, options.action)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"sada-hf label-issues: {error}")
     config = options.output_dir / "config.json"
@@ -91,6 +114,9 @@ def show_label_issues(argv: list[str]) -> None:
             f"| {suggested} | {row['aum']:.3f} | {row['confidence']:.3f} | {row['variability']:.3f} "
             f"| {row['correctness']:.2f} |"
         )
+    if options.export is not None:
+        write_decisions(options.export, decisions)
+        print(f"\nDecisions for the {len(decisions['row'])} suspects ({options.action}) written to {options.export}")
     sheet = options.output_dir / SHEET
     if sheet.is_file():
         print(f"\nContact sheet of the top suspects by the rule's ranking (drawn at the end of training): {sheet}")

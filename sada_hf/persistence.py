@@ -5,7 +5,8 @@ A checkpoint holds `sada_state.safetensors` (what every process holds: metadata,
 vectors, and with one process the row stores too) and, when W > 1 processes share the row stores, one
 shard file per process (`sada_state-rank-RRRRR-of-WWWWW.safetensors`: the rows that process owns).
 
-Format versions: 4 (sada_hf 0.4) adds the training-step margins; 3 (0.3: sharded stores) and 2 (0.2: one
+Format versions: 4 (sada_hf 0.4) adds the training-step margins, and since 0.5 may hold the label overrides
+of a run that acts on label issues (absent: every label kept); 3 (0.3: sharded stores) and 2 (0.2: one
 process's whole store, no per-example copies) still load, their margins starting empty.
 """
 

@@ -8,6 +8,7 @@ the probe's forward pass in `probe.py`, what is drawn and written at the end of 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import math
 import os
@@ -30,7 +31,7 @@ from .checkpoints import close_record, incomplete_reason, last_complete, open_re
 from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import probe_rows, write_probe
-from .label_issues import rank_label_issues
+from .label_issues import label_overrides, rank_label_issues
 from .losses import class_log_prior, logit_adjusted_cross_entropy
 from .probe import Probe
 from .report import Report
@@ -144,7 +145,10 @@ class SADATrainer(Trainer):
         shard = Shard(len(raw), self.args.process_index, self.args.world_size)
         probe_every = config.probe_every if config.influence == "probe" else None
         timeline = Timeline(probe_every, self.args.gradient_accumulation_steps, self.args.ignore_data_skip)
-        self.sada_state = SADAState(labels, num_labels, config, shard, self._all_gather, timeline)
+        decide_labels = None
+        if config.label_issue_action != "keep":  # act on label issues in this training (label_issues.py)
+            decide_labels = functools.partial(label_overrides, action=config.label_issue_action)
+        self.sada_state = SADAState(labels, num_labels, config, shard, self._all_gather, timeline, decide_labels)
         self.train_dataset = with_transform(
             raw, transform.bound_to(self.sada_state.schedule, config), like=self.train_dataset
         )
@@ -535,7 +539,9 @@ class _SADACallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         trainer = self._trainer()
-        trainer.sada_state.timeline.start(state.global_step, resumed=trainer._resuming)
+        sada_state = trainer.sada_state
+        sada_state.timeline.start(state.global_step, resumed=trainer._resuming)
+        sada_state.label_issue_epoch = math.ceil(sada_state.config.label_issue_start * state.num_train_epochs)
 
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
         self._trainer()._sada_epoch_begin(state.global_step, train_dataloader)

@@ -191,5 +191,31 @@ def test_no_drafting_token_is_left(page):
     assert not drafting_tokens(page.read_text()), f"{page.relative_to(ROOT)}: write the text these stand for"
 
 
+# --- results files --------------------------------------------------------------------------------
+
+RESULTS_FILES = sorted((ROOT / "benchmarks" / "results").glob("*.jsonl"))
+_HOME_PATH = re.compile(r"(?<![\w.~])(?:/home/[^/\s'\"]+|/Users/[^/\s'\"]+|/root)(?=/|\s|$|['\"])")
+
+
+def home_paths(command: str) -> list[str]:
+    """The absolute home-folder paths in a recorded command (a user's command writes them from `~`)."""
+    return _HOME_PATH.findall(command)
+
+
+def test_the_home_path_finder_skips_paths_from_the_home_folder():
+    assert home_paths("sada-hf train --model_name_or_path ~/.cache/sada_hf/pretrained/vit --output_dir out") == []
+    assert home_paths("sada-hf train --model_name_or_path /root/.cache/vit") == ["/root"]
+    assert home_paths("x --dir '/home/ada/runs' --y /Users/ada/z") == ["/home/ada", "/Users/ada"]
+
+
+@pytest.mark.parametrize("results", RESULTS_FILES, ids=lambda path: path.name)
+def test_recorded_commands_run_on_any_machine(results):
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    bad = [
+        f"row {n}: {home_paths(row['command'])}" for n, row in enumerate(rows, 1) if home_paths(row.get("command", ""))
+    ]
+    assert not bad, f"{results.name} records commands with an absolute home path (write it from ~):\n" + "\n".join(bad)
+
+
 if __name__ == "__main__":
     print(options_tables())

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import sada_hf
 from sada_hf import SADAConfig
 from sada_hf.arguments import DataArguments, ModelArguments
 from sada_hf.ops import OP_NAMES
@@ -24,7 +25,8 @@ import doc_tables
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-PAGES = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "tests" / "fixtures" / "README.md"]
+CHANGELOG = ROOT / "CHANGELOG.md"
+PAGES = [README, CHANGELOG, *sorted((ROOT / "docs").glob("*.md")), ROOT / "tests" / "fixtures" / "README.md"]
 SECTIONS = {"SADA options (`SADAConfig`)": SADAConfig, "Model options": ModelArguments, "Data options": DataArguments}
 
 
@@ -85,6 +87,14 @@ def test_a_stale_results_table_is_rewritten_and_an_ambiguous_marker_refused():
 def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest -q" in README.read_text() and "python -m pytest -q" in ci
+
+
+def test_the_changelog_begins_at_the_packages_version():
+    first = re.search(r"^## (\S+)", CHANGELOG.read_text(), re.M)
+    assert first and first.group(1) == sada_hf.__version__, (
+        f"CHANGELOG.md's newest section is {first and first.group(1)!r}, the package says {sada_hf.__version__}: "
+        "add the section for this version (or bump __version__ in sada_hf/__init__.py)"
+    )
 
 
 # --- links -------------------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import MODELS, train_argv, training_split  # noqa: E402
+from pretrain import typed  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
 FINDERS = {  # id: the README table's title
@@ -91,7 +91,7 @@ def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
         split = training_split(argv)
         flipped = np.asarray(split["label"]) != np.asarray(split["clean_label"])
         found = our_finder(output_dir, flipped, ["aum"])
-    command = "sada-hf train " + shlex.join(argv[:-2])
+    command = typed(argv[:-2])
     row = {"finder": "sada-train-step", **found, "minutes": minutes, "trainings": 1, "command": command}
     return [{**row, "accuracy": metrics["eval_accuracy"]}]
 
@@ -136,7 +136,7 @@ def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
                 package[int(index)] = float(value)
         if np.isnan(package).any():
             raise RuntimeError(f"The aum package has no AUM for {int(np.isnan(package).sum())} training examples.")
-    command = "sada-hf train " + shlex.join(argv[:-2])
+    command = typed(argv[:-2])
     common = {"minutes": minutes, "trainings": 1}
     return [
         {"finder": "sada-probe-run", **found, **common, "accuracy": metrics["eval_accuracy"], "command": command},
@@ -195,7 +195,7 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
         "cutoffs": {"find_label_issues": cutoff_scores(flipped, flagged)},
         "minutes": minutes,
         "trainings": folds,
-        "command": "sada-hf train " + shlex.join(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5",
+        "command": typed(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5",
     }
 
 

@@ -92,7 +92,7 @@ class SADATrainer(Trainer):
     ) -> None:
         self.sada_state: SADAState | None = None
         self._saving_checkpoint = False
-        if sada_config is not None:
+        if sada_config is not None or sada_transform_of(train_dataset) is not None:
             _refuse_iterable(train_dataset)  # before super: Trainer's own error would not name the fix
         if not (
             isinstance(logit_adjustment, (int, float)) and math.isfinite(logit_adjustment) and logit_adjustment >= 0
@@ -578,9 +578,10 @@ def _name(obj: Any) -> str:
 def _refuse_iterable(dataset: Any) -> None:
     if isinstance(dataset, (datasets.IterableDataset, torch.utils.data.IterableDataset)):
         raise TypeError(
-            f"SADATrainer with a sada_config needs a map-style `datasets.Dataset` (it keeps one state row per "
-            f"example), got {type(dataset).__name__}. Load the dataset without `streaming=True` (or convert it with "
-            "`Dataset.from_generator`), or drop sada_config to train it as `transformers.Trainer` does."
+            f"SADA needs a map-style `datasets.Dataset` (it keeps one state row per example), got "
+            f"{type(dataset).__name__}: load it without `streaming=True` (or turn a stream into one with "
+            "`Dataset.from_generator`) and `set_transform` the SADATransform on it; to train a stream as "
+            "`transformers.Trainer` does, give it neither a SADATransform nor a sada_config."
         )
 
 

@@ -95,9 +95,11 @@ def test_readme_test_command_is_what_ci_runs():
 
 
 def test_the_changelog_begins_at_the_packages_version():
-    first = re.search(r"^## (\S+)", CHANGELOG.read_text(), re.M)
-    assert first and first.group(1) == sada_hf.__version__, (
-        f"CHANGELOG.md's newest section is {first and first.group(1)!r}, the package says {sada_hf.__version__}: "
+    """The newest released section is the package's version; only an `Unreleased` section may come before."""
+    sections = re.findall(r"^## (\S+)", CHANGELOG.read_text(), re.M)
+    released = sections[1:] if sections[:1] == ["Unreleased"] else sections
+    assert released and released[0] == sada_hf.__version__, (
+        f"CHANGELOG.md's newest released section is {released[:1]}, the package says {sada_hf.__version__}: "
         "add the section for this version (or bump __version__ in sada_hf/__init__.py)"
     )
 

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -44,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import MODELS, train_argv, training_split  # noqa: E402
+from pretrain import typed  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
 FINDERS = {  # id: the README table's title
@@ -114,7 +114,7 @@ def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
         metrics = train(argv)
         minutes = (time.time() - start) / 60
         found = our_finder(output_dir, training_split(argv), ["aum"])
-    command = "sada-hf train " + shlex.join(argv[:-2])
+    command = typed(argv[:-2])
     row = {"finder": "sada-train-step", **found, "minutes": minutes, "trainings": 1, "command": command}
     return [{**row, "accuracy": metrics["eval_accuracy"]}]
 
@@ -159,7 +159,7 @@ def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
                 package[int(index)] = float(value)
         if np.isnan(package).any():
             raise RuntimeError(f"The aum package has no AUM for {int(np.isnan(package).sum())} training examples.")
-    command = "sada-hf train " + shlex.join(argv[:-2])
+    command = typed(argv[:-2])
     common = {"minutes": minutes, "trainings": 1}
     return [
         {"finder": "sada-probe-run", **found, **common, "accuracy": metrics["eval_accuracy"], "command": command},
@@ -218,7 +218,7 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
         "cutoffs": {"find_label_issues": cutoff_scores(flipped, flagged)},
         "minutes": minutes,
         "trainings": folds,
-        "command": "sada-hf train " + shlex.join(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5",
+        "command": typed(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5",
     }
 
 
@@ -252,9 +252,7 @@ def act_and_retrain(options: argparse.Namespace, seed: int) -> list[dict]:
                 start = time.time()
                 metrics = train([*retrain, "--decisions", str(path)])
                 minutes = finding + (time.time() - start) / 60
-            command = (
-                "sada-hf train " + shlex.join(retrain[:-2]) + f" --decisions FILE  # FILE: --export --action {action}"
-            )
+            command = typed(retrain[:-2]) + f" --decisions FILE  # FILE: --export --action {action}"
             rows.append(
                 {
                     "finder": finder,

@@ -17,7 +17,12 @@ model and recipe. Per seed, four finders rank the training examples from most to
 - `cleanlab-5-fold`: cleanlab's label-quality score and `find_label_issues` from 5-fold cross-validated
   probabilities (5 more trainings on 4/5 of the data each, TrivialAugment, the same recipe).
 Scores: AUROC of the ranking for "flipped", precision at k = the true number of flips, and the flagged
-count, precision, recall and F1 of each cut-off (ours: every rule of `sada_hf.label_issues.CUTOFFS`).
+count, precision, recall and F1 of each cut-off (ours: every rule of `sada_hf.label_issues.CUTOFFS`), and for
+our runs how often the suggested label (and the last step's guess) is the true label, on the flipped
+examples, the suspects and the flipped suspects.
+Acting on them (`--finders retrain-drop retrain-relabel`, not run by default): one default run, its suspects
+dropped or relabelled to their suggested label (`sada-hf label-issues --export`), one more training on the
+cleaned split (`sada-hf train --decisions`); its test accuracy and the wrong labels left.
 Minutes are wall-clock training time per finder.
 """
 
@@ -67,16 +72,36 @@ def cutoff_scores(flipped: np.ndarray, flagged: np.ndarray) -> dict:
     return {"flagged": int(flagged.sum()), "precision": precision, "recall": recall, "f1": f1}
 
 
-def our_finder(output_dir: str, flipped: np.ndarray, rankings: list[str]) -> dict:
-    """The rankings and every cut-off of a SADA run's `data_map`, against the flipped labels."""
+def our_finder(output_dir: str, split, rankings: list[str]) -> dict:
+    """The rankings and every cut-off of a SADA run's `data_map`, against the flipped labels of its training
+    `split`, and how often its label suggestions are the true label."""
     from sada_hf import data_map
-    from sada_hf.label_issues import CUTOFFS, RANKINGS
+    from sada_hf.label_issues import CUTOFF, CUTOFFS, RANKINGS
 
     stats = data_map(output_dir)
+    clean = np.asarray(split["clean_label"])
+    flipped = np.asarray(split["label"]) != clean
     return {
         "rankings": {name: scores(flipped, -RANKINGS[name](stats)) for name in rankings},
         "cutoffs": {name: cutoff_scores(flipped, rule(stats)) for name, rule in CUTOFFS.items()},
+        "suggestions": suggestion_scores(stats, clean, flipped, CUTOFFS[CUTOFF](stats)),
     }
+
+
+# The label each example's training steps suggest (label_issues' suggested_label), and the last step's guess.
+SUGGESTIONS = {"suggested": "suggested_label (majority vote)", "predicted": "predicted_label (last step)"}
+
+
+def suggestion_scores(stats: dict, clean: np.ndarray, flipped: np.ndarray, suspects: np.ndarray) -> dict:
+    """Per suggestion (`SUGGESTIONS`), the share that is the true label: on the flipped examples, on the
+    suspects (the cut-off's), and on the suspects that were flipped (what relabelling them would fix)."""
+    groups = {"on_flipped": flipped, "on_suspects": suspects, "on_flipped_suspects": flipped & suspects}
+    return {
+        name: {group: float((stats[name][rows] == clean[rows]).mean()) if rows.any() else None
+               for group, rows in groups.items()}
+        for name in SUGGESTIONS
+        if name in stats
+    }  # fmt: skip
 
 
 def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
@@ -88,9 +113,7 @@ def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
         start = time.time()
         metrics = train(argv)
         minutes = (time.time() - start) / 60
-        split = training_split(argv)
-        flipped = np.asarray(split["label"]) != np.asarray(split["clean_label"])
-        found = our_finder(output_dir, flipped, ["aum"])
+        found = our_finder(output_dir, training_split(argv), ["aum"])
     command = typed(argv[:-2])
     row = {"finder": "sada-train-step", **found, "minutes": minutes, "trainings": 1, "command": command}
     return [{**row, "accuracy": metrics["eval_accuracy"]}]
@@ -127,7 +150,7 @@ def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
         calculator.finalize(output_dir)
         split = training_split(argv)
         flipped = np.asarray(split["label"]) != np.asarray(split["clean_label"])
-        found = our_finder(output_dir, flipped, list(RANKINGS))
+        found = our_finder(output_dir, split, list(RANKINGS))
         package = np.full(len(flipped), np.nan)
         with open(Path(output_dir, "aum_values.csv")) as handle:
             next(handle)
@@ -199,6 +222,67 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
     }
 
 
+# Acting on the suspects of one default run, then training again on the cleaned split: finder -> the action.
+RETRAINS = {"retrain-drop": "drop", "retrain-relabel": "relabel"}
+
+
+def act_and_retrain(options: argparse.Namespace, seed: int) -> list[dict]:
+    """`retrain-drop` and `retrain-relabel`: one default run, its suspects exported as decisions (dropped, or
+    relabelled to their suggested label; `sada-hf label-issues RUN --export FILE --action ...`), then one more
+    training on each cleaned split (`sada-hf train --decisions FILE`): two trainings each."""
+    from sada_hf import label_issues
+    from sada_hf.cli import train
+    from sada_hf.decisions import suspects_to_decisions, write_decisions
+
+    rows = []
+    with tempfile.TemporaryDirectory() as first:
+        argv = train_argv(options, "sada_rank", seed, first)
+        start = time.time()
+        train(argv)
+        finding = (time.time() - start) / 60
+        issues = label_issues(first)
+        split = training_split(argv)
+        clean = dict(zip(split["row"], split["clean_label"]))
+        flipped = int(np.sum(np.asarray(split["label"]) != np.asarray(split["clean_label"])))
+        for finder, action in RETRAINS.items():
+            decisions = suspects_to_decisions(issues, action)
+            with tempfile.TemporaryDirectory() as second:
+                path = write_decisions(Path(second, "decisions.csv"), decisions)
+                retrain = train_argv(options, "sada_rank", seed, str(Path(second, "run")))
+                start = time.time()
+                metrics = train([*retrain, "--decisions", str(path)])
+                minutes = finding + (time.time() - start) / 60
+            command = typed(retrain[:-2]) + f" --decisions FILE  # FILE: --export --action {action}"
+            rows.append(
+                {
+                    "finder": finder,
+                    "accuracy": metrics["eval_accuracy"],
+                    "acted": acted_on(decisions, clean, flipped),
+                    "minutes": minutes,
+                    "trainings": 2,
+                    "command": command,
+                }
+            )
+    return rows
+
+
+def acted_on(decisions: dict, clean: dict, flipped: int) -> dict:
+    """What `decisions` did to the wrong labels: flipped and clean examples dropped, flipped examples relabelled
+    to their true class and clean ones relabelled away from it, and the wrong labels before and after."""
+    counts = dict.fromkeys(("dropped_flipped", "dropped_clean", "relabel_fixed", "relabel_broke"), 0)
+    for row, given, action, label in zip(
+        decisions["row"], decisions["given_label"], decisions["action"], decisions["label"]
+    ):
+        true = clean[row]
+        if action == "drop":
+            counts["dropped_flipped" if given != true else "dropped_clean"] += 1
+        elif action == "relabel":
+            counts["relabel_fixed"] += given != true and label == true
+            counts["relabel_broke"] += given == true and label != true
+    after = flipped - counts["dropped_flipped"] - counts["relabel_fixed"] + counts["relabel_broke"]
+    return {**counts, "wrong_before": flipped, "wrong_after": after}
+
+
 def key(row: dict) -> tuple:
     return tuple(row.get(k) for k in ("model", "examples_per_class", "label_noise", "epochs", "finder", "seed"))
 
@@ -214,9 +298,15 @@ def run(options: argparse.Namespace) -> None:
         "epochs": options.epochs,
     }
     for seed in options.seeds:
-        jobs = {"sada-train-step": default_run, "sada-probe-run": one_probe_run, "cleanlab-5-fold": cleanlab_run}
-        for finder, job in jobs.items():
-            if finder not in options.finders or key({**common, "finder": finder, "seed": seed}) in done:
+        jobs = {
+            ("sada-train-step",): default_run,
+            ("sada-probe-run",): one_probe_run,
+            ("cleanlab-5-fold",): cleanlab_run,
+            tuple(RETRAINS): act_and_retrain,
+        }
+        for finders, job in jobs.items():
+            wanted = [f for f in finders if f in options.finders]
+            if not wanted or all(key({**common, "finder": f, "seed": seed}) in done for f in wanted):
                 continue
             produced = job(options, seed)
             for row in produced if isinstance(produced, list) else [produced]:
@@ -229,11 +319,12 @@ def run(options: argparse.Namespace) -> None:
                 }
                 with results.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
-                best = max(row["rankings"].values(), key=lambda ranking: ranking["auroc"])
-                print(
-                    f"{row['finder']:16s} seed {seed}: AUROC up to {best['auroc']:.3f}, {row['minutes']:.1f} min",
-                    flush=True,
+                found = (
+                    f"AUROC up to {max(r['auroc'] for r in row['rankings'].values()):.3f}"
+                    if "rankings" in row
+                    else f"test accuracy {100 * row['accuracy']:.2f}%"
                 )
+                print(f"{row['finder']:16s} seed {seed}: {found}, {row['minutes']:.1f} min", flush=True)
 
 
 CELL_FIELDS = ("model", "examples_per_class", "label_noise", "epochs")
@@ -311,7 +402,9 @@ def cell_markdown(group: list[dict]) -> str:
                 )
     if paired:
         lines += ["", "| AUROC, paired | mean | per seed | seeds at least as good |", "|---|---|---|---|", *paired]
-    k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in group)
+    lines += suggestion_lines(group) + retrain_lines(group)
+    ranked = [r for r in group if "rankings" in r]
+    k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in ranked)
     accuracy = {f: [100 * r["accuracy"] for r in group if r["finder"] == f and "accuracy" in r] for f in OURS}
     lines.append(
         f"\nFlipped labels: {k:.0f} of {10 * group[0]['examples_per_class']}. Test accuracy: "
@@ -321,6 +414,46 @@ def cell_markdown(group: list[dict]) -> str:
         + "."
     )
     return "\n".join(lines)
+
+
+def _table(columns: list[str], rows: list[str]) -> list[str]:
+    """A Markdown table after a blank line (nothing without rows)."""
+    return ["", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|", *rows] if rows else []
+
+
+def suggestion_lines(group: list[dict]) -> list[str]:
+    """How often each of our runs' suggestions is the true label, on the flipped, the suspects and both."""
+    rows = []
+    for finder in OURS:
+        runs = [r for r in group if r["finder"] == finder and "suggestions" in r]
+        for name, title in SUGGESTIONS.items() if runs else ():
+            shares = [[r["suggestions"][name][g] for r in runs if r["suggestions"][name][g] is not None]
+                      for g in ("on_flipped", "on_suspects", "on_flipped_suspects")]  # fmt: skip
+            cells = " | ".join(f"{100 * statistics.mean(v):.1f}%" if v else "-" for v in shares)
+            rows.append(f"| {finder} | {title} | {cells} | {len(runs)} |")
+    columns = [
+        "finder",
+        "label suggested",
+        "true on the flipped",
+        "true on the suspects",
+        "true on the flipped suspects",
+    ]
+    return _table([*columns, "seeds"], rows)
+
+
+def retrain_lines(group: list[dict]) -> list[str]:
+    """Acting on the suspects: test accuracy after training again, and the wrong labels before and after."""
+    rows = []
+    for finder in RETRAINS:
+        runs = [r for r in group if r["finder"] == finder]
+        if runs:
+            before, after = (statistics.mean(r["acted"][n] for r in runs) for n in ("wrong_before", "wrong_after"))
+            rows.append(
+                f"| {finder} | {runs[0]['trainings']} | {statistics.mean(100 * r['accuracy'] for r in runs):.2f}% "
+                f"| {before:.0f} -> {after:.0f} | {len(runs)} | {statistics.median(r['minutes'] for r in runs):.1f} |"
+            )
+    columns = ["acting on the suspects", "trainings", "test accuracy", "wrong labels before -> after", "seeds"]
+    return _table([*columns, "minutes"], rows)
 
 
 def paired_auroc(group: list[dict], finder: str, other: str) -> list[float]:
@@ -387,9 +520,10 @@ def main() -> None:
     runner.add_argument(
         "--finders",
         nargs="+",
-        choices=TRAINED_FINDERS,
+        choices=[*TRAINED_FINDERS, *RETRAINS],
         default=list(TRAINED_FINDERS),
-        help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits)",
+        help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits; "
+        "retrain-drop and retrain-relabel share one default run and are run only when named)",
     )
     commands.add_parser("table")
     commands.add_parser("headline", help="the README's table: every finder's AUROC in every cell")
@@ -399,7 +533,7 @@ def main() -> None:
     if options.command == "run":
         # what `recipe` reads, at the accuracy benchmark's defaults
         options.imbalance_ratio, options.config_overrides, options.classes = None, None, None
-        options.warmup, options.probe_every = 0.05, 1.0
+        options.warmup, options.probe_every, options.logit_adjustment = 0.05, 1.0, 0.0
         run(options)
     else:
         {"table": table, "headline": headline}[options.command](options)

@@ -88,6 +88,15 @@ class DataArguments:
             "to automobile, airplane, horse, dog, cat). The labels before flipping go to a `clean_label` column."
         },
     )
+    decisions: str | None = field(
+        default=None,
+        metadata={
+            "help": "A decisions file (CSV or Parquet: row, id, given_label, action, label; docs/usage.md) to apply to "
+            "the training split before training: its drops left out, its relabels given their new label "
+            "(`sada-hf label-issues RUN --export FILE` writes one). Applied after --max_train_samples and "
+            "--label_noise, by each example's row; a file that does not fit the data is refused before training."
+        },
+    )
     train_val_split: float = field(
         default=0.15, metadata={"help": "Fraction of the training split held out when there is no evaluation split."}
     )
@@ -95,6 +104,13 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep this many evaluation images."})
     image_column_name: str = field(default="image", metadata={"help": "Column holding the images."})
     label_column_name: str = field(default="label", metadata={"help": "Column holding the class ids."})
+    id_column_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column naming each training example (a file name, a key): label issues, the per-example "
+            "summary and decisions files carry it as `id` (default: the image's file path for an imagefolder)."
+        },
+    )
     crop: str = field(
         default="random_crop",
         metadata={"help": "Base crop before the SADA op.", "choices": list(CROPS)},

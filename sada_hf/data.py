@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 import datasets
 import numpy as np
 
+from .decisions import apply_decisions
+from .identity import ROW_COLUMN, with_row_column
+
 if TYPE_CHECKING:
     from .arguments import DataArguments
 
@@ -59,8 +62,9 @@ def load_cifar10(
     imbalance_ratio: float | None = None,
     classes: Sequence[str] | None = None,
 ) -> datasets.Dataset:
-    """CIFAR-10 from the JPEG archive as a `Dataset` with `image` (the original JPEG bytes) and
-    `label` (`ClassLabel`) columns.
+    """CIFAR-10 from the JPEG archive as a `Dataset` with `image` (the original JPEG bytes), `label`
+    (`ClassLabel`) and `row` (the image's row in the archive's split: its identity in label issues and
+    decisions files) columns.
 
     The archive is sorted by class, so a subset takes `examples_per_class` images of every class
     (a seeded draw) and the rows are shuffled with the same seed. With `imbalance_ratio` the subset
@@ -98,9 +102,15 @@ def load_cifar10(
         rows = np.concatenate([rng.choice(rows, count, replace=False) for rows, count in zip(per_class, counts)])
         rows = rng.permutation(rows)
 
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)})
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=class_names),
+            ROW_COLUMN: datasets.Value("int64"),
+        }
+    )
     images = [{"bytes": jpeg[offsets[i] : offsets[i + 1]].tobytes(), "path": None} for i in rows]
-    return datasets.Dataset.from_dict({"image": images, "label": labels[rows]}, features=features)
+    return datasets.Dataset.from_dict({"image": images, "label": labels[rows], ROW_COLUMN: rows}, features=features)
 
 
 def _keep_classes(labels: np.ndarray, names: list[str], keep: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -163,7 +173,8 @@ def with_label_noise(
 
 def load_digits(validation_fraction: float = 0.2, seed: int = 0) -> datasets.DatasetDict:
     """scikit-learn's bundled handwritten digits (1,797 8x8 grayscale images, 10 classes) as
-    `train` / `validation` splits (stratified, seeded) with `image` and `label` columns. Offline."""
+    `train` / `validation` splits (stratified, seeded) with `image`, `label` and `row` (the image's row in
+    scikit-learn's set) columns. Offline."""
     from PIL import Image
     from sklearn.datasets import load_digits as sklearn_digits
 
@@ -179,13 +190,18 @@ def load_digits(validation_fraction: float = 0.2, seed: int = 0) -> datasets.Dat
     )
     train = np.setdiff1d(np.arange(len(labels)), validation)
     features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(d) for d in range(10)])}
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=[str(d) for d in range(10)]),
+            ROW_COLUMN: datasets.Value("int64"),
+        }
     )
 
     def split(rows: np.ndarray) -> datasets.Dataset:
         rows = rng.permutation(rows)
         images = [Image.fromarray(pixels[i]) for i in rows]  # 2-D uint8: mode L
-        return datasets.Dataset.from_dict({"image": images, "label": labels[rows]}, features=features)
+        columns = {"image": images, "label": labels[rows], ROW_COLUMN: rows}
+        return datasets.Dataset.from_dict(columns, features=features)
 
     return datasets.DatasetDict(train=split(train), validation=split(validation))
 
@@ -193,14 +209,18 @@ def load_digits(validation_fraction: float = 0.2, seed: int = 0) -> datasets.Dat
 def load_splits(
     data: DataArguments, seed: int = 0, cache_dir: str | None = None, token: str | None = None
 ) -> datasets.DatasetDict:
-    """A `DatasetDict` with `train` and `validation` splits, from the Hub, an imagefolder or a built-in set."""
+    """A `DatasetDict` with `train` and `validation` splits, from the Hub, an imagefolder or a built-in set. The
+    training split carries each example's row in the dataset as loaded (`row`, before any held-out split,
+    subset or shuffle here; the built-in sets' own rows), and `data.decisions` applied (by those rows, last)."""
     if data.dataset_name is not None:
         splits = datasets.load_dataset(data.dataset_name, data.dataset_config_name, cache_dir=cache_dir, token=token)
+        splits["train"] = with_row_column(splits["train"])
     elif data.train_dir is not None:
         files = {"train": os.path.join(data.train_dir, "**")}
         if data.validation_dir is not None:
             files["validation"] = os.path.join(data.validation_dir, "**")
         splits = datasets.load_dataset("imagefolder", data_files=files, cache_dir=cache_dir)
+        splits["train"] = with_row_column(splits["train"])
     elif data.builtin_dataset == "cifar10":
         path = find_cifar10()
         splits = datasets.DatasetDict(
@@ -230,6 +250,10 @@ def load_splits(
     if data.label_noise is not None:
         kind, rate = parse_label_noise(data.label_noise)
         splits["train"] = with_label_noise(splits["train"], kind, rate, seed, data.label_column_name)
+    if data.decisions is not None:
+        splits["train"] = apply_decisions(
+            splits["train"], data.decisions, data.label_column_name, data.image_column_name, data.id_column_name
+        )
     return splits
 
 

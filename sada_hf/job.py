@@ -77,6 +77,7 @@ def build_transforms(data: DataArguments, processor: Any, config: SADAConfig) ->
         horizontal_flip=flip,
         image_column=data.image_column_name,
         label_column=data.label_column_name,
+        id_column=data.id_column_name,
         config=config,
     )
     return train, train.for_evaluation()

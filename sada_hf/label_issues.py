@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Container, Sequence
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -18,6 +19,11 @@ from .strengths import DROP_LABEL, KEEP_LABEL
 
 SHEET = "sada_label_issues.png"
 TOP_SUSPECTS = 32  # drawn on the contact sheet and shown on the model card
+# Thumbnails of the top suspects a run keeps, so that `sada-hf label-issues RUN --top K` can draw K of them
+# without the dataset (an imagefolder run's files serve for any K); also the most one sheet draws.
+SHEET_IMAGES = "sada_label_issues_images.parquet"
+MOST_DRAWN = 256
+_THUMBNAIL = 128  # pixels, the longer side: the sheet draws each image about 1.6 inches wide at 110 dpi
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,14 +65,15 @@ CUTOFF = "right_under_quarter"
 
 def label_overrides(stats: dict[str, np.ndarray], action: str) -> np.ndarray:
     """What a run that acts on label issues trains each example on (`StrengthSchedule.label_overrides`):
-    `KEEP_LABEL` unless the cut-off flags it; a suspect gets `DROP_LABEL` ('drop') or the class predicted
-    at its last visit ('relabel'). `stats` are the training-step statistics against the given labels."""
+    `KEEP_LABEL` unless the cut-off flags it; a suspect gets `DROP_LABEL` ('drop') or its suggested label,
+    the class most of its training steps predicted ('relabel'). `stats` are the training-step statistics
+    against the given labels."""
     suspects = CUTOFFS[CUTOFF](stats)
     overrides = np.full(len(suspects), KEEP_LABEL, dtype=np.int64)
     if action == "drop":
         overrides[suspects] = DROP_LABEL
     elif action == "relabel":
-        overrides[suspects] = stats["predicted"][suspects]
+        overrides[suspects] = stats["suggested"][suspects]
     else:
         raise ValueError(f"`action` must be 'drop' or 'relabel', got {action!r}.")
     return overrides
@@ -107,7 +114,9 @@ def label_issues(output_dir: str | os.PathLike, ranking: str | None = None) -> d
 def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) -> datasets.Dataset:
     """The examples of `data_map`-style statistics, most suspicious first (by `RANKINGS[ranking_of(stats,
     ranking)]`: the rule's choice unless `ranking` names another), with `index` (the row in the training
-    dataset), `given_label`, `predicted_label` (at the last training step), `aum`, `confidence`,
+    dataset), `row` (the row in the dataset the user passed, before the job's subsetting and shuffling) and
+    `id` (`identity.example_identity`; runs from sada_hf < 0.5 have neither), `given_label`, `suggested_label` (the class most
+    of its training steps predicted: `MarginStore`'s majority vote), `predicted_label` (at the last step), `aum`, `confidence`,
     `variability`, `correctness`, `step_visits`, the probes' `probe_aum` and `probes` when the run had
     probes, the ranking's `score` and `suspect` (`CUTOFFS[CUTOFF]`). Examples never visited are left out."""
     visited = stats["step_visits"] > 0
@@ -115,7 +124,10 @@ def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) 
     order = np.argsort(score, kind="stable")
     columns = {
         "index": "index",
+        "row": "row",
+        "id": "id",
         "given_label": "label",
+        "suggested_label": "suggested",
         "predicted_label": "predicted",
         "aum": "aum",
         "confidence": "confidence",
@@ -136,11 +148,12 @@ def contact_sheet(
     issues: datasets.Dataset,
     class_names: Sequence[str],
     path: str | os.PathLike,
+    ranking: str,
     columns: int = 8,
 ) -> None:
     """A PNG grid of the `issues` rows given (typically the top `TOP_SUSPECTS`), each image titled with its
-    index, given label and predicted label. `images[j]` is the image of row j of `issues` (a PIL image
-    or an image cell)."""
+    row, given label and suggested label, under a title naming the `ranking` that ordered them. `images[j]` is
+    the image of row j of `issues` (a PIL image or an image cell)."""
     from matplotlib.figure import Figure
 
     from .transform import to_rgb
@@ -157,7 +170,51 @@ def contact_sheet(
             continue
         row = issues[position]
         axis.imshow(to_rgb(images[position]))
-        given, predicted = class_names[row["given_label"]], class_names[row["predicted_label"]]
-        axis.set_title(f"#{row['index']}\ngiven: {given}\npredicted: {predicted}", fontsize=7)
-    figure.suptitle("Label-issue suspects, lowest AUM first", fontsize=9)
+        given, suggested = class_names[row["given_label"]], class_names[row["suggested_label"]]
+        axis.set_title(f"row {row['row']}\ngiven: {given}\nsuggested: {suggested}", fontsize=7)
+    figure.suptitle(f"Label-issue suspects, most suspicious first (ranking: {ranking})", fontsize=9)
     save_figure(figure, path, dpi=110)
+
+
+def keep_images(output_dir: str | os.PathLike, issues: datasets.Dataset, images: Sequence) -> None:
+    """Write PNG thumbnails of `images` (`images[j]`: the image of row j of `issues`) with their `index` to
+    `SHEET_IMAGES` in `output_dir`, for contact sheets drawn after training."""
+    import io
+
+    from .persistence import write_parquet
+    from .transform import to_rgb
+
+    encoded = []
+    for image in images:
+        thumbnail, buffer = to_rgb(image).copy(), io.BytesIO()
+        thumbnail.thumbnail((_THUMBNAIL, _THUMBNAIL))
+        thumbnail.save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    columns = {"index": np.asarray(issues["index"], dtype=np.int64), "image": np.asarray(encoded, dtype=object)}
+    write_parquet(Path(output_dir, SHEET_IMAGES), columns)
+
+
+def images_of(output_dir: str | os.PathLike, issues: datasets.Dataset) -> list:
+    """The image of each row of `issues` for a contact sheet: the run's kept thumbnail (`keep_images`), else its
+    file when its `id` is an image path (imagefolder). `ValueError` naming the fix if some row has neither."""
+    from .persistence import read_parquet
+
+    path = Path(output_dir, SHEET_IMAGES)
+    kept = read_parquet(path) if path.is_file() else {"index": [], "image": []}
+    thumbnails = dict(zip(np.asarray(kept["index"]).tolist(), kept["image"]))
+    ids = issues["id"] if "id" in issues.column_names else [None] * len(issues)
+    images, missing = [], 0
+    for index, example_id in zip(issues["index"], ids):
+        if index in thumbnails:
+            images.append({"bytes": thumbnails[index], "path": None})
+        elif example_id is not None and Path(example_id).is_file():
+            images.append({"bytes": None, "path": example_id})
+        else:
+            missing += 1
+    if missing:
+        raise ValueError(
+            f"{missing} of these {len(issues)} suspects have no image here: the run kept thumbnails of its top "
+            f"{len(thumbnails)} by the default ranking ({SHEET_IMAGES}), and their ids are not image files. Ask "
+            f"for fewer (--top), rank by the default, or look them up by row in your dataset."
+        )
+    return images

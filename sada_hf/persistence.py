@@ -29,6 +29,10 @@ from .sharding import Shard
 STATE_FILE = "sada_state.safetensors"
 CONFIG_FILE = "sada_config.json"
 SUMMARY_FILE = "sada_examples.parquet"
+# The per-example summary's columns (docs/usage.md lists them): 2 (sada_hf 0.5) adds `row` and `id` (the
+# example in the user's dataset) and `suggested`; 1 had none of them. In the Parquet file's metadata.
+SUMMARY_VERSION = 2
+SUMMARY_METADATA = {"sada_hf.summary_version": str(SUMMARY_VERSION)}
 FORMAT = "sada_hf.state"
 FORMAT_VERSION = 4
 # The row stores each readable version holds.
@@ -146,15 +150,17 @@ def write_config(directory: str | os.PathLike, metadata: dict[str, Any]) -> None
     atomic_write(Path(directory) / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(readable, indent=2) + "\n"))
 
 
-def write_parquet(path: str | os.PathLike, columns: dict[str, np.ndarray]) -> Path:
-    """One Parquet table of equal-length `columns`, written atomically (loadable with
-    `datasets.load_dataset("parquet", data_files=...)`)."""
+def write_parquet(
+    path: str | os.PathLike, columns: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+) -> Path:
+    """One Parquet table of equal-length `columns` (with `metadata` in its schema), written atomically
+    (loadable with `datasets.load_dataset("parquet", data_files=...)`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table({name: np.asarray(values) for name, values in columns.items()})
+    table = pa.table({name: np.asarray(values) for name, values in columns.items()}, metadata=metadata)
     atomic_write(path, lambda temporary: pq.write_table(table, temporary))
     return path
 

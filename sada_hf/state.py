@@ -18,7 +18,16 @@ import torch
 
 from .config import SADAConfig
 from .margins import MarginStore
-from .persistence import STATE_FILE, SUMMARY_FILE, State, read_state, write_config, write_parquet, write_state
+from .persistence import (
+    STATE_FILE,
+    SUMMARY_FILE,
+    SUMMARY_METADATA,
+    State,
+    read_state,
+    write_config,
+    write_parquet,
+    write_state,
+)
 from .sharding import AllGather, Shard, check_tensor
 from .store import InfluenceStore
 from .strategies import STRATEGIES, Examples
@@ -38,7 +47,10 @@ _DYNAMICS = {
     "correctness": torch.float32,
     "visits": torch.int32,
     "predicted": torch.int32,
+    "suggested": torch.int32,
 }
+# Of those, the ones a checkpoint of sada_hf 0.4 lacks, with their value before any visit.
+_LATER_DYNAMICS = {"suggested": -1}
 
 
 @dataclass
@@ -87,6 +99,9 @@ class SADAState:
         history (`list[StrengthStatistics]`): one entry per publication.
         label_issue_epoch (`int`): with `decide_labels` (the label-issue action), the epochs to complete
             before each publication also publishes the label each example is trained on.
+        identity (`dict[str, np.ndarray]`): columns naming each example in the user's dataset (`row`, and `id`
+            where there is one; `identity.example_identity`), written into the summary; not saved in
+            checkpoints (they are the dataset's).
     """
 
     def __init__(
@@ -97,6 +112,7 @@ class SADAState:
         shard: Shard | None = None,
         all_gather: AllGather | None = None,
         timeline: Timeline | None = None,
+        identity: dict[str, np.ndarray] | None = None,
         decide_labels: DecideLabels | None = None,
     ) -> None:
         if config.augmentation_seed is None:
@@ -107,6 +123,10 @@ class SADAState:
         self.strategy = STRATEGIES[config.strategy]
         self.labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
         num_examples = self.labels.numel()
+        self.identity = dict(identity or {})
+        for name, values in self.identity.items():
+            if len(values) != num_examples:
+                raise ValueError(f"The identity column {name!r} has {len(values)} values for {num_examples} examples.")
         self.store = InfluenceStore(
             num_examples, num_labels, config.window, config.decay, config.store_dtype, shard=shard
         )
@@ -163,7 +183,8 @@ class SADAState:
         """Per example, from the training steps up to the last epoch end or publication: `aum` (mean
         gold-label margin), `confidence` (mean gold-label probability), `variability` (its standard
         deviation), `correctness` (share of visits right; NaN before the first visit for all four),
-        `step_visits` and `predicted` (the class predicted at the last visit, -1 before the first)."""
+        `step_visits`, `predicted` (the class predicted at the last visit) and `suggested` (the class most of its
+        visits predicted: `MarginStore`'s majority vote; -1 before the first visit for both)."""
         dynamics = {name: tensor.numpy().copy() for name, tensor in self._dynamics.items()}
         dynamics["step_visits"] = dynamics.pop("visits")
         return dynamics
@@ -218,7 +239,7 @@ class SADAState:
 
     def _reset_dynamics(self) -> None:
         for name, tensor in self._dynamics.items():
-            tensor.fill_(-1 if name == "predicted" else (0 if name == "visits" else math.nan))
+            tensor.fill_(-1 if name in ("predicted", "suggested") else (0 if name == "visits" else math.nan))
 
     # ---- the training loop's epochs ----------------------------------------------------------
 
@@ -371,6 +392,9 @@ class SADAState:
         current values are kept); raises `ValueError` naming `source` if the state is incomplete or belongs to
         another dataset size, label count or store layout."""
         metadata, shared = state["metadata"], state["shared"]
+        later = {f"dynamics.{name}": torch.full((self.num_examples,), value, dtype=_DYNAMICS[name])
+                 for name, value in _LATER_DYNAMICS.items()}  # fmt: skip
+        shared = {**later, **shared}
         counters, history, saved_config = _read_metadata(metadata, source)
         self._check_compatible(metadata, saved_config, source)
         try:
@@ -443,9 +467,12 @@ class SADAState:
     def summary(self) -> dict[str, np.ndarray]:
         """One row per example: what the run did (`strength`, `variance`, `visits` as last published, and the
         `training_label` it trained on last) and what it learned about each example (`training_dynamics`),
-        with its `index` and `label`."""
+        with its `index` (its row in the training dataset), its `identity` (`row` and `id` in the user's
+        dataset) and `label`. The columns are listed in docs/usage.md (what is saved where);
+        `persistence.SUMMARY_VERSION` counts their changes."""
         return {
             "index": np.arange(self.num_examples, dtype=np.int64),
+            **self.identity,
             "label": self.labels.numpy(),
             "strength": self.schedule.strengths.numpy(),
             "variance": self._variance.numpy(),
@@ -457,7 +484,7 @@ class SADAState:
     def save_summary(self, directory: str | os.PathLike) -> None:
         """Write `summary()` to `sada_examples.parquet` and the configuration to `sada_config.json`: what a
         saved model needs to show how it was trained. Not resumable: checkpoints are."""
-        write_parquet(os.path.join(directory, SUMMARY_FILE), self.summary())
+        write_parquet(os.path.join(directory, SUMMARY_FILE), self.summary(), SUMMARY_METADATA)
         write_config(directory, self._metadata())
 
 

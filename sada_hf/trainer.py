@@ -31,6 +31,7 @@ from .checkpoints import close_record, incomplete_reason, last_complete, open_re
 from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import probe_rows, write_probe
+from .identity import example_identity
 from .label_issues import label_overrides, rank_label_issues
 from .losses import class_log_prior, logit_adjusted_cross_entropy
 from .probe import Probe
@@ -145,10 +146,20 @@ class SADATrainer(Trainer):
         shard = Shard(len(raw), self.args.process_index, self.args.world_size)
         probe_every = config.probe_every if config.influence == "probe" else None
         timeline = Timeline(probe_every, self.args.gradient_accumulation_steps, self.args.ignore_data_skip)
+        identity = example_identity(raw, transform.image_column, transform.id_column)  # the user's row and id
         decide_labels = None
         if config.label_issue_action != "keep":  # act on label issues in this training (label_issues.py)
             decide_labels = functools.partial(label_overrides, action=config.label_issue_action)
-        self.sada_state = SADAState(labels, num_labels, config, shard, self._all_gather, timeline, decide_labels)
+        self.sada_state = SADAState(
+            labels,
+            num_labels,
+            config,
+            shard,
+            self._all_gather,
+            timeline,
+            identity=identity,
+            decide_labels=decide_labels,
+        )
         self.train_dataset = with_transform(
             raw, transform.bound_to(self.sada_state.schedule, config), like=self.train_dataset
         )

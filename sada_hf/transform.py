@@ -127,6 +127,9 @@ class SADATransform:
             CIFAR), 'random_resized_crop' (area `scale`, as on ImageNet) or 'none' (resize only).
         horizontal_flip: flip with probability 1/2 (turn off for digits or text).
         image_column, label_column, index_column: dataset column names.
+        id_column: a column naming each example (a file name, a database key): label issues and the
+            per-example summary carry it as `id` (default: the image's file path when the images are stored
+            as paths, as in imagefolder datasets; else no id).
         config: the SADA configuration (op space, magnitudes, warm-up, seed).
     """
 
@@ -144,6 +147,7 @@ class SADATransform:
         image_column: str = "image",
         label_column: str = "label",
         index_column: str = "index",
+        id_column: str | None = None,
         config: SADAConfig | None = None,
     ) -> None:
         if crop not in CROPS:
@@ -161,6 +165,7 @@ class SADATransform:
         self.image_column = image_column
         self.label_column = label_column
         self.index_column = index_column
+        self.id_column = id_column
         self.config = config if config is not None else SADAConfig()
         self.schedule = StrengthSchedule()
 

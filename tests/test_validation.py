@@ -115,7 +115,7 @@ def test_callers_dataset_is_not_modified(tmp_path, cifar_train):
     dataset = with_sada(cifar_train)
     fingerprint, columns = dataset._fingerprint, dataset.column_names
     make_trainer(tmp_path, dataset)
-    assert dataset._fingerprint == fingerprint and dataset.column_names == columns == ["image", "label"]
+    assert dataset._fingerprint == fingerprint and dataset.column_names == columns == ["image", "label", "row"]
 
 
 def _odd_images():

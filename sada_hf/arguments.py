@@ -95,9 +95,13 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep this many evaluation images."})
     image_column_name: str = field(default="image", metadata={"help": "Column holding the images."})
     label_column_name: str = field(default="label", metadata={"help": "Column holding the class ids."})
-    crop: str = field(
-        default="random_crop",
-        metadata={"help": "Base crop before the SADA op.", "choices": list(CROPS)},
+    crop: str | None = field(
+        default=None,
+        metadata={
+            "help": "Base crop before the SADA op (default: random_resized_crop for a checkpoint of 224 pixels or "
+            "more, as in Hugging Face's example; random_crop otherwise, as on CIFAR).",
+            "choices": list(CROPS),
+        },
     )
     horizontal_flip: bool | None = field(
         default=None, metadata={"help": "Flip with probability 1/2 (default: on, off for digits)."}

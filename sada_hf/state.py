@@ -118,6 +118,7 @@ class SADAState:
 
     @property
     def shard(self) -> Shard:
+        """Which examples this process keeps store rows for (i % W == rank)."""
         return self.store.shard
 
     @property
@@ -129,10 +130,12 @@ class SADAState:
 
     @property
     def num_examples(self) -> int:
+        """N, the number of training examples."""
         return self.store.num_examples
 
     @property
     def num_labels(self) -> int:
+        """K, the number of classes."""
         return self.store.num_labels
 
     @property
@@ -167,22 +170,27 @@ class SADAState:
 
     @property
     def epochs_completed(self) -> int:
+        """Training-loop epochs closed so far."""
         return self.timeline.counters.epochs_completed
 
     @property
     def epoch_open(self) -> bool:
+        """Whether an epoch has begun and not yet ended."""
         return self.timeline.counters.epoch_open
 
     @property
     def probes_completed(self) -> int:
+        """Probes closed so far (0 with training-step influence)."""
         return self.timeline.counters.probes_completed
 
     @property
     def publications(self) -> int:
+        """How many times strengths were published."""
         return int(self.schedule.publications)
 
     @property
     def uses_probe(self) -> bool:
+        """Whether the influence comes from probes (`config.influence == 'probe'`)."""
         return self.config.influence == "probe"
 
     def reset(self, epoch: int = 0) -> None:

@@ -184,10 +184,12 @@ class SADATransform:
 
     @property
     def size(self) -> tuple[int, int]:
+        """Output size (height, width)."""
         return self.model_input.size
 
     @property
     def seed(self) -> int:
+        """Seed of the augmentation draws (`config.augmentation_seed`, 0 when unset)."""
         return 0 if self.config.augmentation_seed is None else self.config.augmentation_seed
 
     def bound_to(self, schedule: StrengthSchedule, config: SADAConfig) -> SADATransform:

@@ -20,6 +20,7 @@ from sada_hf import SADAConfig
 from sada_hf.arguments import DataArguments, ModelArguments
 from sada_hf.ops import OP_NAMES
 
+import api_reference
 import doc_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,27 @@ def test_a_stale_results_table_is_rewritten_and_an_ambiguous_marker_refused():
     assert doc_tables.regenerate(page) == f"Before.\n\n{marker}\n\n{block[2]}\n\n<!-- end -->\n\nAfter.\n"
     with pytest.raises(ValueError, match="comparisons in the results have"):
         doc_tables.blocks("<!-- accuracy.py table model=resnet -->\n\n|\n\n<!-- end -->")
+
+
+def test_the_api_reference_is_what_the_docstrings_say():
+    assert api_reference.PAGE.read_text() == api_reference.render(), (
+        "docs/api.md differs from the docstrings: run python tools/api_reference.py"
+    )
+
+
+def test_the_api_reference_refuses_an_undocumented_member():
+    class Exported:
+        """Documented."""
+
+        def documented(self) -> int:
+            """One line."""
+            return 1
+
+        def undocumented(self) -> int:
+            return 2
+
+    with pytest.raises(ValueError, match="Exported.undocumented has no docstring"):
+        api_reference._entry("Exported", Exported)
 
 
 def test_readme_test_command_is_what_ci_runs():

@@ -111,12 +111,14 @@ def test_readme_test_command_is_what_ci_runs():
     assert "python -m pytest -q" in README.read_text() and "python -m pytest -q" in ci
 
 
-def test_the_changelog_begins_at_the_packages_version():
+def test_the_changelog_and_the_citation_give_the_packages_version():
     first = re.search(r"^## (\S+)", CHANGELOG.read_text(), re.M)
     assert first and first.group(1) == sada_hf.__version__, (
         f"CHANGELOG.md's newest section is {first and first.group(1)!r}, the package says {sada_hf.__version__}: "
         "add the section for this version (or bump __version__ in sada_hf/__init__.py)"
     )
+    cited = re.search(r'^version: "([^"]+)"', (ROOT / "CITATION.cff").read_text(), re.M)
+    assert cited and cited.group(1) == sada_hf.__version__, "CITATION.cff's version is not the package's"
 
 
 # --- links -------------------------------------------------------------------------------------------

@@ -258,7 +258,9 @@ def test_the_pages_speak_only_of_the_project(page):
 
 _NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
 _MEMORY = re.compile(r"(\d[\d,]*(?:\.\d+)?) ?(?:GiB|MiB|KiB|GB|MB|KB)\b")
-_RESULT = re.compile(r"AUROC[^.\n]{0,40}?\b(0\.\d{3})\b|(?<![\w.])([+-]\d+\.\d\d)\b")
+_RESULT = re.compile(
+    r"AUROC[^.\n]{0,40}?\b(0\.\d{3})\b|(?<![\w.])([+-]\d+\.\d\d)\b|(?<![\w.+-])(\d+\.\d\d)(?= points)"
+)
 _TEST_COUNT = re.compile(r"\b(\d+) (?:tests )?passed\b")
 
 
@@ -277,8 +279,8 @@ def printed_figures(pages: dict[str, str]) -> tuple[set[str], set[str]]:
 
 def figures_that_disagree(pages: dict[str, str]) -> list[str]:
     """Figures retyped in the running text that no benchmark prints: a memory size must be a number of some
-    table, an AUROC or a signed difference in points one of a generated block, and a test count ("N passed")
-    must stand on one page only (the others link to it)."""
+    table, an AUROC or a difference in points (signed, or its size) one of a generated block, and a test
+    count ("N passed") must stand on one page only (the others link to it)."""
     generated, tabled = printed_figures(pages)
     found, counts = [], {}
     for name, text in pages.items():
@@ -289,8 +291,8 @@ def figures_that_disagree(pages: dict[str, str]) -> list[str]:
             if m.group(1) not in tabled
         ]
         for m in _RESULT.finditer(prose):
-            value = m.group(1) or m.group(2)
-            if value not in generated:
+            value = m.group(1) or m.group(2) or m.group(3)
+            if value not in generated and not (m.group(3) and {f"+{value}", f"-{value}"} & generated):
                 found.append(f"{name}: {m.group(0).strip()} (no generated table prints {value})")
         for count in set(_TEST_COUNT.findall(prose)):
             counts.setdefault(count, []).append(name)
@@ -307,11 +309,12 @@ def test_the_figure_checker_finds_retyped_figures():
     one = doc_tables.generate("label_errors.py headline", {}).splitlines()[3].split("|")[2].strip().split()[0]
     pages = {
         "a.md": f"{table}\n\nAUROC {one} here. 4.9 GiB of store; 373 tests passed.\n\n| x | 4.9 |\n",
-        "b.md": "AUROC 0.123 retyped; 4.8 GiB typed again; 373 passed.\n```\n+9.99 in code\n```\n",
+        "b.md": "AUROC 0.123 retyped; 4.8 GiB typed again, 9.87 points; 373 passed.\n```\n+9.99 in code\n```\n",
     }
     assert figures_that_disagree(pages) == [
         "b.md: 4.8 GiB (no table prints 4.8)",
         "b.md: AUROC 0.123 (no generated table prints 0.123)",
+        "b.md: 9.87 (no generated table prints 9.87)",
         "373 passed: on a.md, b.md",
     ]
 

@@ -420,7 +420,7 @@ HEADLINE_ROWS = (
     ("sada_rank", "trivialaugment", "the paper's method (default) - TrivialAugment"),
     ("margin_inverted", "trivialaugment", "margin, hard examples strong - TrivialAugment"),
     ("margin_rank", "trivialaugment", "margin, easy examples strong - TrivialAugment"),
-    ("probe_inverted", "trivialaugment", "probe, unstable examples strong - TrivialAugment"),
+    ("probe_inverted", "trivialaugment", "probe, hard examples strong - TrivialAugment"),
     ("trivialaugment", "none", "TrivialAugment - no SADA op"),
     ("trivialaugment", "scratch_trivialaugment", "pretrained - from scratch (both TrivialAugment)"),
 )

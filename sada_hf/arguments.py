@@ -111,9 +111,13 @@ class DataArguments:
             "summary and decisions files carry it as `id` (default: the image's file path for an imagefolder)."
         },
     )
-    crop: str = field(
-        default="random_crop",
-        metadata={"help": "Base crop before the SADA op.", "choices": list(CROPS)},
+    crop: str | None = field(
+        default=None,
+        metadata={
+            "help": "Base crop before the SADA op (default: random_resized_crop for a checkpoint of 224 pixels or "
+            "more, as in Hugging Face's example; random_crop otherwise, as on CIFAR).",
+            "choices": list(CROPS),
+        },
     )
     horizontal_flip: bool | None = field(
         default=None, metadata={"help": "Flip with probability 1/2 (default: on, off for digits)."}

@@ -69,7 +69,7 @@ def label_overrides(stats: dict[str, np.ndarray], action: str) -> np.ndarray:
     the class most of its training steps predicted ('relabel'). `stats` are the training-step statistics
     against the given labels."""
     suspects = CUTOFFS[CUTOFF](stats)
-    overrides = np.full(len(suspects), KEEP_LABEL, dtype=np.int64)
+    overrides = np.full(len(suspects), KEEP_LABEL, dtype=np.int32)
     if action == "drop":
         overrides[suspects] = DROP_LABEL
     elif action == "relabel":

@@ -21,7 +21,7 @@ from string import Template
 import datasets
 import numpy as np
 
-from .label_issues import CUTOFF, ranking_of
+from .label_issues import CUTOFF, label_issues, ranking_of
 from .persistence import atomic_write
 
 REVIEW_PAGE = "sada_review.html"
@@ -153,3 +153,32 @@ def _fingerprint(rows: np.ndarray, given: np.ndarray) -> str:
     """Names the examples under review, so that marks kept in the browser follow the same examples only."""
     order = np.argsort(rows, kind="stable")  # the same examples give the same name in any ranking order
     return hashlib.sha1(rows[order].tobytes() + given[order].tobytes()).hexdigest()[:16]
+
+
+def write_run_review_page(
+    output_dir: str | os.PathLike,
+    train_dataset: datasets.Dataset,
+    image_column: str,
+    label_column: str,
+    class_names: Sequence[str],
+) -> Path:
+    """Write the review page of the run in `output_dir` from its training dataset loaded again (the command
+    `sada-hf review`). Raises `ValueError` naming the fix when the dataset is not the run's."""
+    issues = label_issues(output_dir)
+    positions = np.asarray(issues["index"], dtype=np.int64)
+    stored = train_dataset.select_columns([c for c in (label_column, "row") if c in train_dataset.column_names])
+    if len(positions) and positions.max() >= len(stored):
+        raise ValueError(
+            f"The run trained on at least {positions.max() + 1} examples, the dataset given has {len(stored)}: pass "
+            "the data options (and --seed) the run was trained with."
+        )
+    subset = stored.select(positions).with_format("numpy")
+    same = np.array_equal(subset[label_column], issues["given_label"])
+    if same and "row" in issues.column_names and "row" in subset.column_names:
+        same = np.array_equal(subset["row"], issues["row"])
+    if not same:
+        raise ValueError(
+            f"The dataset given is not the one the run in {output_dir} trained on (its rows or labels differ): pass "
+            "the data options (and --seed) the run was trained with."
+        )
+    return write_review_page(issues, train_dataset, image_column, class_names, output_dir)

@@ -67,16 +67,36 @@ def cutoff_scores(flipped: np.ndarray, flagged: np.ndarray) -> dict:
     return {"flagged": int(flagged.sum()), "precision": precision, "recall": recall, "f1": f1}
 
 
-def our_finder(output_dir: str, flipped: np.ndarray, rankings: list[str]) -> dict:
-    """The rankings and every cut-off of a SADA run's `data_map`, against the flipped labels."""
+def our_finder(output_dir: str, split, rankings: list[str]) -> dict:
+    """The rankings and every cut-off of a SADA run's `data_map`, against the flipped labels of its training
+    `split`, and how often its label suggestions are the true label."""
     from sada_hf import data_map
-    from sada_hf.label_issues import CUTOFFS, RANKINGS
+    from sada_hf.label_issues import CUTOFF, CUTOFFS, RANKINGS
 
     stats = data_map(output_dir)
+    clean = np.asarray(split["clean_label"])
+    flipped = np.asarray(split["label"]) != clean
     return {
         "rankings": {name: scores(flipped, -RANKINGS[name](stats)) for name in rankings},
         "cutoffs": {name: cutoff_scores(flipped, rule(stats)) for name, rule in CUTOFFS.items()},
+        "suggestions": suggestion_scores(stats, clean, flipped, CUTOFFS[CUTOFF](stats)),
     }
+
+
+# The label each example's training steps suggest (label_issues' suggested_label), and the last step's guess.
+SUGGESTIONS = {"suggested": "suggested_label (majority vote)", "predicted": "predicted_label (last step)"}
+
+
+def suggestion_scores(stats: dict, clean: np.ndarray, flipped: np.ndarray, suspects: np.ndarray) -> dict:
+    """Per suggestion (`SUGGESTIONS`), the share that is the true label: on the flipped examples, on the
+    suspects (the cut-off's), and on the suspects that were flipped (what relabelling them would fix)."""
+    groups = {"on_flipped": flipped, "on_suspects": suspects, "on_flipped_suspects": flipped & suspects}
+    return {
+        name: {group: float((stats[name][rows] == clean[rows]).mean()) if rows.any() else None
+               for group, rows in groups.items()}
+        for name in SUGGESTIONS
+        if name in stats
+    }  # fmt: skip
 
 
 def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
@@ -88,9 +108,7 @@ def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
         start = time.time()
         metrics = train(argv)
         minutes = (time.time() - start) / 60
-        split = training_split(argv)
-        flipped = np.asarray(split["label"]) != np.asarray(split["clean_label"])
-        found = our_finder(output_dir, flipped, ["aum"])
+        found = our_finder(output_dir, training_split(argv), ["aum"])
     command = "sada-hf train " + shlex.join(argv[:-2])
     row = {"finder": "sada-train-step", **found, "minutes": minutes, "trainings": 1, "command": command}
     return [{**row, "accuracy": metrics["eval_accuracy"]}]
@@ -127,7 +145,7 @@ def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
         calculator.finalize(output_dir)
         split = training_split(argv)
         flipped = np.asarray(split["label"]) != np.asarray(split["clean_label"])
-        found = our_finder(output_dir, flipped, list(RANKINGS))
+        found = our_finder(output_dir, split, list(RANKINGS))
         package = np.full(len(flipped), np.nan)
         with open(Path(output_dir, "aum_values.csv")) as handle:
             next(handle)
@@ -311,6 +329,20 @@ def cell_markdown(group: list[dict]) -> str:
                 )
     if paired:
         lines += ["", "| AUROC, paired | mean | per seed | seeds at least as good |", "|---|---|---|---|", *paired]
+    suggesting = [r for r in group if "suggestions" in r]
+    if suggesting:
+        lines += [
+            "",
+            "| finder | label suggested | true on the flipped | true on the suspects | true on the flipped suspects | seeds |",
+            "|---|---|---|---|---|---|",
+        ]
+        for finder in OURS:
+            runs = [r for r in suggesting if r["finder"] == finder]
+            for name, title in SUGGESTIONS.items() if runs else ():
+                shares = [[r["suggestions"][name][g] for r in runs if r["suggestions"][name][g] is not None]
+                          for g in ("on_flipped", "on_suspects", "on_flipped_suspects")]  # fmt: skip
+                cells = " | ".join(f"{100 * statistics.mean(v):.1f}%" if v else "-" for v in shares)
+                lines.append(f"| {finder} | {title} | {cells} | {len(runs)} |")
     k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in group)
     accuracy = {f: [100 * r["accuracy"] for r in group if r["finder"] == f and "accuracy" in r] for f in OURS}
     lines.append(

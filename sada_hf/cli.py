@@ -77,20 +77,25 @@ def show_label_issues(argv: list[str]) -> None:
         sys.exit(f"sada-hf label-issues: {error}")
     config = options.output_dir / "config.json"
     id2label = json.loads(config.read_text()).get("id2label", {}) if config.is_file() else {}
-    num_labels = max(len(id2label), int(max(issues["given_label"])) + 1, int(max(issues["predicted_label"])) + 1)
-    names = class_names(num_labels, id2label=id2label)
+    labels = [
+        int(max(issues[column])) + 1 for column in ("given_label", "suggested_label") if column in issues.column_names
+    ]
+    names = class_names(max(len(id2label), *labels), id2label=id2label)
     top = issues.select(range(min(options.top, len(issues))))
     ranking = ranking_of(issues.column_names, options.ranking)
     print(
         f"{sum(issues['suspect'])} of {len(issues)} training examples are suspects (rule {CUTOFF}). "
         f"Top {len(top)} by {ranking}:\n"
     )
-    print("| rank | index | given | predicted | AUM | confidence | variability | correctness |")
-    print("|---|---|---|---|---|---|---|---|")
+    identity = [column for column in ("row", "id") if column in issues.column_names] or ["index"]  # sada_hf < 0.5
+    print(f"| rank | {' | '.join(identity)} | given | suggested | AUM | confidence | variability | correctness |")
+    print("|---" * (len(identity) + 7) + "|")
     for rank, row in enumerate(top, 1):
+        suggested = names[row["suggested_label"]] if "suggested_label" in row else "-"
         print(
-            f"| {rank} | {row['index']} | {names[row['given_label']]} | {names[row['predicted_label']]} "
-            f"| {row['aum']:.3f} | {row['confidence']:.3f} | {row['variability']:.3f} | {row['correctness']:.2f} |"
+            f"| {rank} | {' | '.join(str(row[column]) for column in identity)} | {names[row['given_label']]} "
+            f"| {suggested} | {row['aum']:.3f} | {row['confidence']:.3f} | {row['variability']:.3f} "
+            f"| {row['correctness']:.2f} |"
         )
     sheet = options.output_dir / SHEET
     if sheet.is_file():

@@ -92,7 +92,8 @@ def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) 
     """The examples of `data_map`-style statistics, most suspicious first (by `RANKINGS[ranking_of(stats,
     ranking)]`: the rule's choice unless `ranking` names another), with `index` (the row in the training
     dataset), `row` (the row in the dataset the user passed, before the job's subsetting and shuffling) and
-    `id` (`identity.example_identity`; runs from sada_hf < 0.5 have neither), `given_label`, `predicted_label` (at the last training step), `aum`, `confidence`,
+    `id` (`identity.example_identity`; runs from sada_hf < 0.5 have neither), `given_label`, `suggested_label` (the class most
+    of its training steps predicted: `MarginStore`'s majority vote), `predicted_label` (at the last step), `aum`, `confidence`,
     `variability`, `correctness`, `step_visits`, the probes' `probe_aum` and `probes` when the run had
     probes, the ranking's `score` and `suspect` (`CUTOFFS[CUTOFF]`). Examples never visited are left out."""
     visited = stats["step_visits"] > 0
@@ -103,6 +104,7 @@ def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) 
         "row": "row",
         "id": "id",
         "given_label": "label",
+        "suggested_label": "suggested",
         "predicted_label": "predicted",
         "aum": "aum",
         "confidence": "confidence",
@@ -126,7 +128,7 @@ def contact_sheet(
     columns: int = 8,
 ) -> None:
     """A PNG grid of the `issues` rows given (typically the top `TOP_SUSPECTS`), each image titled with its
-    index, given label and predicted label. `images[j]` is the image of row j of `issues` (a PIL image
+    row, given label and suggested label. `images[j]` is the image of row j of `issues` (a PIL image
     or an image cell)."""
     from matplotlib.figure import Figure
 
@@ -144,7 +146,7 @@ def contact_sheet(
             continue
         row = issues[position]
         axis.imshow(to_rgb(images[position]))
-        given, predicted = class_names[row["given_label"]], class_names[row["predicted_label"]]
-        axis.set_title(f"#{row['index']}\ngiven: {given}\npredicted: {predicted}", fontsize=7)
+        given, suggested = class_names[row["given_label"]], class_names[row["suggested_label"]]
+        axis.set_title(f"row {row['row']}\ngiven: {given}\nsuggested: {suggested}", fontsize=7)
     figure.suptitle("Label-issue suspects, lowest AUM first", fontsize=9)
     save_figure(figure, path, dpi=110)

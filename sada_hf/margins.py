@@ -1,15 +1,22 @@
 """`MarginStore`: what the training step already knows about each example, recorded for free from the logits
 it computes anyway (no extra forward pass): the gold-label margin, whose mean over visits is the area under
 the margin (AUM, Pleiss et al. 2020), the gold-label probability, whose mean and standard deviation over
-visits are Dataset Cartography's confidence and variability (Swayamdipta et al. 2020), and correctness."""
+visits are Dataset Cartography's confidence and variability (Swayamdipta et al. 2020), correctness, and a
+majority vote over the predicted classes that suggests a label."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import torch
 
 from .sharding import RowStore, Shard, new_visits
+
+# Rows added after checkpoints of format version 4 were first written, with their value before any visit: a
+# checkpoint without them (sada_hf 0.4) restarts them there.
+_LATER_ROWS = {"vote_class": -1, "vote_count": 0}
 
 
 class MarginStore(RowStore):
@@ -27,9 +34,23 @@ class MarginStore(RowStore):
         visits (`torch.Tensor`, R, int32): recorded visits.
         last_epoch (`torch.Tensor`, R, int32): epoch of the last recorded visit (-1: never visited).
         predicted (`torch.Tensor`, R, int32): the predicted class at the last visit (-1: never visited).
+        vote_class, vote_count (`torch.Tensor`, R, int32): Boyer-Moore's majority vote over the predicted
+            classes (candidate, count; -1, 0 before the first visit). Its candidate is the suggested label: the
+            class predicted at most of the visits whenever one class was predicted at more than half of them,
+            else the survivor of the vote (a class predicted often); O(1) per example, where counting every
+            class would cost N x K.
     """
 
-    ROWS = ("margin_sum", "gold_prob_sum", "gold_prob_sq_sum", "correct", "visits", "last_epoch", "predicted")
+    ROWS = (
+        "margin_sum",
+        "gold_prob_sum",
+        "gold_prob_sq_sum",
+        "correct",
+        "visits",
+        "last_epoch",
+        "predicted",
+        *_LATER_ROWS,
+    )
 
     def __init__(self, labels: torch.Tensor, shard: Shard | None = None) -> None:
         labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
@@ -46,13 +67,19 @@ class MarginStore(RowStore):
         self.visits = torch.zeros(rows, dtype=torch.int32)
         self.last_epoch = torch.full((rows,), -1, dtype=torch.int32)
         self.predicted = torch.full((rows,), -1, dtype=torch.int32)
+        self.vote_class = torch.full((rows,), -1, dtype=torch.int32)
+        self.vote_count = torch.zeros(rows, dtype=torch.int32)
 
     def reset(self) -> None:
         """Forget every visit, in place."""
-        for name in ("margin_sum", "gold_prob_sum", "gold_prob_sq_sum", "correct", "visits"):
+        for name in ("margin_sum", "gold_prob_sum", "gold_prob_sq_sum", "correct", "visits", "vote_count"):
             getattr(self, name).zero_()
-        self.last_epoch.fill_(-1)
-        self.predicted.fill_(-1)
+        for name in ("last_epoch", "predicted", "vote_class"):
+            getattr(self, name).fill_(-1)
+
+    def read_shards(self, sources: Iterable[tuple[Shard, Callable[[], dict]]]) -> dict[str, torch.Tensor]:
+        # A checkpoint of sada_hf 0.4 has no vote rows: they start empty, the rest is restored exactly.
+        return super().read_shards([(shard, partial(_with_later_rows, read, shard.size)) for shard, read in sources])
 
     def update(self, indices: torch.Tensor, logits: torch.Tensor, epoch: int) -> int:
         """Record the training-step logits (B x K) of the examples at dataset positions `indices` (B) in
@@ -73,12 +100,21 @@ class MarginStore(RowStore):
         self.visits.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
         self.last_epoch.index_fill_(0, rows, epoch)
         self.predicted.index_copy_(0, rows, predicted.to(torch.int32))
+        self._vote(rows, predicted.to(torch.int32))
         return int(rows.numel())
+
+    def _vote(self, rows: torch.Tensor, predicted: torch.Tensor) -> None:
+        """One step of Boyer-Moore's majority vote per row (each row once): a new candidate where the count
+        is 0, else one more for the candidate if predicted again, one fewer if not."""
+        candidate, count = self.vote_class.index_select(0, rows), self.vote_count.index_select(0, rows)
+        empty, agrees = count == 0, candidate == predicted
+        self.vote_class.index_copy_(0, rows, torch.where(empty, predicted, candidate))
+        self.vote_count.index_copy_(0, rows, torch.where(empty | agrees, count + 1, count - 1))
 
     def summary(self) -> dict[str, torch.Tensor]:
         """Per owned example (float64; NaN before its first visit): `aum` (mean margin), `confidence` (mean
         gold probability), `variability` (its standard deviation over visits), `correctness` (share of
-        visits right), and `visits` and `predicted` as recorded."""
+        visits right), `visits` and `predicted` as recorded, and `suggested` (the vote's candidate)."""
         visits = self.visits.to(torch.float64)
         seen = visits > 0
         count = torch.where(seen, visits, torch.ones_like(visits))
@@ -95,4 +131,11 @@ class MarginStore(RowStore):
             "correctness": mean(self.correct.to(torch.float64)),
             "visits": visits,
             "predicted": self.predicted.to(torch.float64),
+            "suggested": self.vote_class.to(torch.float64),
         }
+
+
+def _with_later_rows(read: Callable[[], dict], size: int) -> dict[str, torch.Tensor]:
+    """A saved shard's rows, with the rows it predates at their value before any visit."""
+    later = {name: torch.full((size,), value, dtype=torch.int32) for name, value in _LATER_ROWS.items()}
+    return {**later, **read()}

@@ -44,7 +44,10 @@ _DYNAMICS = {
     "correctness": torch.float32,
     "visits": torch.int32,
     "predicted": torch.int32,
+    "suggested": torch.int32,
 }
+# Of those, the ones a checkpoint of sada_hf 0.4 lacks, with their value before any visit.
+_LATER_DYNAMICS = {"suggested": -1}
 
 
 @dataclass
@@ -172,7 +175,8 @@ class SADAState:
         """Per example, from the training steps up to the last epoch end or publication: `aum` (mean
         gold-label margin), `confidence` (mean gold-label probability), `variability` (its standard
         deviation), `correctness` (share of visits right; NaN before the first visit for all four),
-        `step_visits` and `predicted` (the class predicted at the last visit, -1 before the first)."""
+        `step_visits`, `predicted` (the class predicted at the last visit) and `suggested` (the class most of its
+        visits predicted: `MarginStore`'s majority vote; -1 before the first visit for both)."""
         dynamics = {name: tensor.numpy().copy() for name, tensor in self._dynamics.items()}
         dynamics["step_visits"] = dynamics.pop("visits")
         return dynamics
@@ -220,7 +224,7 @@ class SADAState:
 
     def _reset_dynamics(self) -> None:
         for name, tensor in self._dynamics.items():
-            tensor.fill_(-1 if name == "predicted" else (0 if name == "visits" else math.nan))
+            tensor.fill_(-1 if name in ("predicted", "suggested") else (0 if name == "visits" else math.nan))
 
     # ---- the training loop's epochs ----------------------------------------------------------
 
@@ -369,6 +373,9 @@ class SADAState:
         current values are kept); raises `ValueError` naming `source` if the state is incomplete or belongs to
         another dataset size, label count or store layout."""
         metadata, shared = state["metadata"], state["shared"]
+        later = {f"dynamics.{name}": torch.full((self.num_examples,), value, dtype=_DYNAMICS[name])
+                 for name, value in _LATER_DYNAMICS.items()}  # fmt: skip
+        shared = {**later, **shared}
         counters, history, saved_config = _read_metadata(metadata, source)
         self._check_compatible(metadata, saved_config, source)
         try:

@@ -185,7 +185,7 @@ def test_the_command_on_a_default_run_without_probes(tmp_path, capsys):
     table = [line for line in printed.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert len(table) == 5 and str(tmp_path / SHEET) in printed
     ranking = label_issues(tmp_path)
-    assert [int(line.split("|")[2]) for line in table] == ranking["index"][:5]
+    assert [int(line.split("|")[2]) for line in table] == ranking["row"][:5]
     assert f"{sum(ranking['suspect']):,} of {len(ranking):,} training examples" in card  # the card's count
     with pytest.raises(SystemExit, match=r"^sada-hf label-issues: Ranking 'probe_aum' needs the probes'[^\n]*$"):
         main(["label-issues", str(tmp_path), "--ranking", "probe_aum"])

@@ -105,3 +105,17 @@ def test_wrong_saved_rows_are_refused_without_changing_anything():
         store.load_state_dict(bad)
     for name, tensor in store.state_dict().items():
         assert torch.equal(tensor, before[name])
+
+
+def test_the_suggested_label_is_the_majority_vote_of_a_hand_computed_sequence():
+    # predictions per epoch of 3 examples (labels 0): Boyer-Moore's (candidate, count) after each visit
+    predicted = [[1, 2, 0], [1, 0, 0], [2, 0, 1], [1, 0, 2], [2, 1, 2]]
+    # ex. 0: (1,1) (1,2) (1,1) (1,2) (1,1) -> 1 (3 of 5 visits); ex. 1: (2,1) (2,0) (0,1) (0,2) (0,1) -> 0 (3 of 5);
+    # ex. 2: (0,1) (0,2) (0,1) (0,0) (2,1) -> 2: no class won over half, the vote's survivor
+    store = MarginStore(torch.zeros(3, dtype=torch.int64))
+    for epoch, classes in enumerate(predicted):
+        store.update(torch.arange(3), torch.nn.functional.one_hot(torch.tensor(classes), 3).float(), epoch)
+    assert store.summary()["suggested"].tolist() == [1.0, 0.0, 2.0]
+    assert store.vote_count.tolist() == [1, 1, 1]
+    store.reset()
+    assert store.summary()["suggested"].tolist() == [-1.0, -1.0, -1.0]

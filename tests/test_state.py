@@ -297,3 +297,24 @@ def test_save_and_load_restore_the_margins_exactly(tmp_path):
         assert torch.equal(restored.margins.state_dict()[name], tensor), name
     for name, values in state.training_dynamics.items():
         np.testing.assert_array_equal(restored.training_dynamics[name], values, err_msg=name)
+
+
+def test_a_checkpoint_of_sada_hf_0_4_resumes_with_the_votes_restarting(tmp_path):
+    """Format version 4 as sada_hf 0.4 wrote it: margins without the majority vote (rows and summary)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    state = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=4))
+    run_epochs(state, 3)
+    state.save(tmp_path)
+    path = str(tmp_path / STATE_FILE)
+    dropped = ("margins.vote_class", "margins.vote_count", "dynamics.suggested")
+    with safe_open(path, framework="pt") as handle:
+        header = handle.metadata()
+        tensors = {name: handle.get_tensor(name) for name in handle.keys() if name not in dropped}
+    save_file(tensors, path, metadata=header)
+    restored = SADAState(example_labels(N, K), K, SADAConfig(augmentation_seed=4))
+    restored.load(tmp_path)
+    assert torch.equal(restored.margins.margin_sum, state.margins.margin_sum)
+    assert (restored.margins.vote_class == -1).all() and (restored.training_dynamics["suggested"] == -1).all()
+    assert (state.training_dynamics["suggested"] >= 0).all()

@@ -57,6 +57,7 @@ def synthetic_issues(dataset, num_classes: int = 10, suspects: int = 60, with_id
         "row": np.asarray(dataset["row"]),
         "label": labels,
         "predicted": predicted,
+        "suggested": predicted,
         "aum": aum,
         "confidence": np.where(is_suspect, 0.1, 0.9) + rng.uniform(-0.05, 0.05, count),
         "variability": rng.uniform(0.0, 0.3, count),
@@ -207,7 +208,7 @@ def test_page_shows_the_counts_marks_with_click_and_key_and_exports_the_decision
 
     # The class-pair table: (given, suggested) counts among the suspects; a row filters the grid to its pair.
     pairs = {}
-    for given, suggested in zip(issues["given_label"][:60], issues["predicted_label"][:60]):
+    for given, suggested in zip(issues["given_label"][:60], issues["suggested_label"][:60]):
         pairs[(given, suggested)] = pairs.get((given, suggested), 0) + 1
     first = browser.find_element(By.CSS_SELECTOR, "#pairs tbody tr")
     given, suggested, count = (cell.text for cell in first.find_elements(By.TAG_NAME, "td"))
@@ -235,7 +236,7 @@ def test_page_shows_the_counts_marks_with_click_and_key_and_exports_the_decision
     ids = issues["id"] if with_ids else None
     expected = [
         (rows[0], "drop", ""),
-        (rows[1], "relabel", str(issues["predicted_label"][1])),
+        (rows[1], "relabel", str(issues["suggested_label"][1])),
         (rows[2], "keep", ""),
     ]
     lines = list(csv.reader(exported(browser).splitlines()))

@@ -14,13 +14,12 @@ import argparse
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from sada_hf.data import load_cifar10
 from sada_hf.label_issues import rank_label_issues
-from sada_hf.review import REVIEW_PAGE, write_review_page
+from sada_hf.review import thumbnail_positions, write_review_page
 
 
 def synthetic_statistics(labels: np.ndarray, rows: np.ndarray, suspect_share: float, seed: int = 0) -> dict:
@@ -61,12 +60,14 @@ def main() -> None:
             issues = rank_label_issues(stats)
             path = write_review_page(issues, train, "image", train.features["label"].names, folder)
             seconds = time.perf_counter() - start
-            page = Path(folder, REVIEW_PAGE).read_text()
-        block = page[page.index('"thumbs":[') :]
-        thumbnails = block.count('","') + 1 if '"thumbs":[]' not in block else 0
+            size = path.stat().st_size
+            page = path.read_text()
+        thumbnails = len(thumbnail_positions(np.asarray(issues["suspect"])))
+        start = page.index('"thumbs":[')  # the thumbnails close the JSON block
+        thumbnail_bytes = page.index("</script>", start) - start
         print(
-            f"| {sum(issues['suspect']):,} ({share:.0%}) | {thumbnails:,} | {path.stat().st_size / 1e6:.2f} "
-            f"| {len(block) / 1e6:.2f} | {seconds:.1f} |"
+            f"| {sum(issues['suspect']):,} ({share:.0%}) | {thumbnails:,} | {size / 1e6:.2f} "
+            f"| {thumbnail_bytes / 1e6:.2f} | {seconds:.1f} |"
         )
 
 

@@ -47,11 +47,10 @@ def data_map_regions(confidence: np.ndarray, variability: np.ndarray) -> np.ndar
     return regions
 
 
-def suggested_labels(issues: datasets.Dataset) -> np.ndarray:
-    """The label the run suggests for each example: its `suggested_label` where the ranking has one, else the
-    class predicted at its last training step."""
-    column = "suggested_label" if "suggested_label" in issues.column_names else "predicted_label"
-    return np.asarray(issues[column], dtype=np.int64)
+def suggested_labels(columns: dict[str, np.ndarray]) -> np.ndarray:
+    """The label the run suggests for each example of a ranking's `columns`: its `suggested_label`, or for a
+    run from sada_hf < 0.5 (which has none) the class predicted at its last training step."""
+    return np.asarray(columns.get("suggested_label", columns["predicted_label"]), dtype=np.int64)
 
 
 def thumbnail_positions(suspect: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -83,37 +82,38 @@ def review_page(
 ) -> str:
     """The page's HTML for the ranking `issues` (`rank_label_issues`) of a run whose training dataset (stored
     values, no transform; row i is the example with index i) is `train_dataset`."""
-    suggested = suggested_labels(issues)
-    given = np.asarray(issues["given_label"], dtype=np.int64)
+    columns = issues.with_format("numpy")[:]  # whole columns as arrays (a column of a Dataset iterates rows)
+    suggested = suggested_labels(columns)
+    given = np.asarray(columns["given_label"], dtype=np.int64)
     labels = np.concatenate([given, suggested])
     if len(labels) and labels.max() >= len(class_names):
         raise ValueError(
             f"The run has class {labels.max()} but {len(class_names)} class names were given: pass one name per "
             "class (the model's id2label, or the label column's ClassLabel)."
         )
-    suspect = np.asarray(issues["suspect"], dtype=bool)
+    suspect = np.asarray(columns["suspect"], dtype=bool)
     with_thumbnail = thumbnail_positions(suspect)
-    images = train_dataset.select(np.asarray(issues["index"])[with_thumbnail])[image_column] if len(issues) else []
+    images = train_dataset.select(np.asarray(columns["index"])[with_thumbnail])[image_column] if len(issues) else []
     thumb = np.full(len(issues), -1, dtype=np.int64)
     thumb[with_thumbnail] = np.arange(len(with_thumbnail))
-    confidence = np.asarray(issues["confidence"], dtype=np.float64)
-    variability = np.asarray(issues["variability"], dtype=np.float64)
-    rows = np.asarray(issues["row"] if "row" in issues.column_names else issues["index"], dtype=np.int64)
+    confidence = np.asarray(columns["confidence"], dtype=np.float64)
+    variability = np.asarray(columns["variability"], dtype=np.float64)
+    rows = np.asarray(columns["row" if "row" in issues.column_names else "index"], dtype=np.int64)
     examples = {
         "row": rows,
         "given": given,
         "suggested": suggested,
         "confidence": np.round(1000 * confidence),  # per mille: short numbers keep a 50,000-example page small
         "variability": np.round(1000 * variability),
-        "correctness": np.round(100 * np.asarray(issues["correctness"], dtype=np.float64)),
-        "aum": np.round(np.asarray(issues["aum"], dtype=np.float64), 2),
+        "correctness": np.round(100 * np.asarray(columns["correctness"], dtype=np.float64)),
+        "aum": np.round(np.asarray(columns["aum"], dtype=np.float64), 2),
         "suspect": suspect.astype(np.int64),
         "region": data_map_regions(confidence, variability),
         "thumb": thumb,
     }
     has_ids = "id" in issues.column_names
     if has_ids:
-        examples["id"] = np.asarray(issues["id"], dtype=object)
+        examples["id"] = np.asarray(columns["id"], dtype=object)
     data = {
         "key": _fingerprint(rows, given),
         "classes": [str(name) for name in class_names],
@@ -165,7 +165,8 @@ def write_run_review_page(
     """Write the review page of the run in `output_dir` from its training dataset loaded again (the command
     `sada-hf review`). Raises `ValueError` naming the fix when the dataset is not the run's."""
     issues = label_issues(output_dir)
-    positions = np.asarray(issues["index"], dtype=np.int64)
+    columns = issues.with_format("numpy")[:]
+    positions = np.asarray(columns["index"], dtype=np.int64)
     stored = train_dataset.select_columns([c for c in (label_column, "row") if c in train_dataset.column_names])
     if len(positions) and positions.max() >= len(stored):
         raise ValueError(
@@ -173,9 +174,9 @@ def write_run_review_page(
             "the data options (and --seed) the run was trained with."
         )
     subset = stored.select(positions).with_format("numpy")
-    same = np.array_equal(subset[label_column], issues["given_label"])
+    same = np.array_equal(subset[label_column], columns["given_label"])
     if same and "row" in issues.column_names and "row" in subset.column_names:
-        same = np.array_equal(subset["row"], issues["row"])
+        same = np.array_equal(subset["row"], columns["row"])
     if not same:
         raise ValueError(
             f"The dataset given is not the one the run in {output_dir} trained on (its rows or labels differ): pass "

@@ -17,7 +17,12 @@ model and recipe. Per seed, four finders rank the training examples from most to
 - `cleanlab-5-fold`: cleanlab's label-quality score and `find_label_issues` from 5-fold cross-validated
   probabilities (5 more trainings on 4/5 of the data each, TrivialAugment, the same recipe).
 Scores: AUROC of the ranking for "flipped", precision at k = the true number of flips, and the flagged
-count, precision, recall and F1 of each cut-off (ours: every rule of `sada_hf.label_issues.CUTOFFS`).
+count, precision, recall and F1 of each cut-off (ours: every rule of `sada_hf.label_issues.CUTOFFS`), and for
+our runs how often the suggested label (and the last step's guess) is the true label, on the flipped
+examples, the suspects and the flipped suspects.
+Acting on them (`--finders retrain-drop retrain-relabel`, not run by default): one default run, its suspects
+dropped or relabelled to their suggested label (`sada-hf label-issues --export`), one more training on the
+cleaned split (`sada-hf train --decisions`); its test accuracy and the wrong labels left.
 Minutes are wall-clock training time per finder.
 """
 
@@ -217,6 +222,69 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
     }
 
 
+# Acting on the suspects of one default run, then training again on the cleaned split: finder -> the action.
+RETRAINS = {"retrain-drop": "drop", "retrain-relabel": "relabel"}
+
+
+def act_and_retrain(options: argparse.Namespace, seed: int) -> list[dict]:
+    """`retrain-drop` and `retrain-relabel`: one default run, its suspects exported as decisions (dropped, or
+    relabelled to their suggested label; `sada-hf label-issues RUN --export FILE --action ...`), then one more
+    training on each cleaned split (`sada-hf train --decisions FILE`): two trainings each."""
+    from sada_hf import label_issues
+    from sada_hf.cli import train
+    from sada_hf.decisions import suspects_to_decisions, write_decisions
+
+    rows = []
+    with tempfile.TemporaryDirectory() as first:
+        argv = train_argv(options, "sada_rank", seed, first)
+        start = time.time()
+        train(argv)
+        finding = (time.time() - start) / 60
+        issues = label_issues(first)
+        split = training_split(argv)
+        clean = dict(zip(split["row"], split["clean_label"]))
+        flipped = int(np.sum(np.asarray(split["label"]) != np.asarray(split["clean_label"])))
+        for finder, action in RETRAINS.items():
+            decisions = suspects_to_decisions(issues, action)
+            with tempfile.TemporaryDirectory() as second:
+                path = write_decisions(Path(second, "decisions.csv"), decisions)
+                retrain = train_argv(options, "sada_rank", seed, str(Path(second, "run")))
+                start = time.time()
+                metrics = train([*retrain, "--decisions", str(path)])
+                minutes = finding + (time.time() - start) / 60
+            command = (
+                "sada-hf train " + shlex.join(retrain[:-2]) + f" --decisions FILE  # FILE: --export --action {action}"
+            )
+            rows.append(
+                {
+                    "finder": finder,
+                    "accuracy": metrics["eval_accuracy"],
+                    "acted": acted_on(decisions, clean, flipped),
+                    "minutes": minutes,
+                    "trainings": 2,
+                    "command": command,
+                }
+            )
+    return rows
+
+
+def acted_on(decisions: dict, clean: dict, flipped: int) -> dict:
+    """What `decisions` did to the wrong labels: flipped and clean examples dropped, flipped examples relabelled
+    to their true class and clean ones relabelled away from it, and the wrong labels before and after."""
+    counts = dict.fromkeys(("dropped_flipped", "dropped_clean", "relabel_fixed", "relabel_broke"), 0)
+    for row, given, action, label in zip(
+        decisions["row"], decisions["given_label"], decisions["action"], decisions["label"]
+    ):
+        true = clean[row]
+        if action == "drop":
+            counts["dropped_flipped" if given != true else "dropped_clean"] += 1
+        elif action == "relabel":
+            counts["relabel_fixed"] += given != true and label == true
+            counts["relabel_broke"] += given == true and label != true
+    after = flipped - counts["dropped_flipped"] - counts["relabel_fixed"] + counts["relabel_broke"]
+    return {**counts, "wrong_before": flipped, "wrong_after": after}
+
+
 def key(row: dict) -> tuple:
     return tuple(row.get(k) for k in ("model", "examples_per_class", "label_noise", "epochs", "finder", "seed"))
 
@@ -232,9 +300,15 @@ def run(options: argparse.Namespace) -> None:
         "epochs": options.epochs,
     }
     for seed in options.seeds:
-        jobs = {"sada-train-step": default_run, "sada-probe-run": one_probe_run, "cleanlab-5-fold": cleanlab_run}
-        for finder, job in jobs.items():
-            if finder not in options.finders or key({**common, "finder": finder, "seed": seed}) in done:
+        jobs = {
+            ("sada-train-step",): default_run,
+            ("sada-probe-run",): one_probe_run,
+            ("cleanlab-5-fold",): cleanlab_run,
+            tuple(RETRAINS): act_and_retrain,
+        }
+        for finders, job in jobs.items():
+            wanted = [f for f in finders if f in options.finders]
+            if not wanted or all(key({**common, "finder": f, "seed": seed}) in done for f in wanted):
                 continue
             produced = job(options, seed)
             for row in produced if isinstance(produced, list) else [produced]:
@@ -247,11 +321,12 @@ def run(options: argparse.Namespace) -> None:
                 }
                 with results.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
-                best = max(row["rankings"].values(), key=lambda ranking: ranking["auroc"])
-                print(
-                    f"{row['finder']:16s} seed {seed}: AUROC up to {best['auroc']:.3f}, {row['minutes']:.1f} min",
-                    flush=True,
+                found = (
+                    f"AUROC up to {max(r['auroc'] for r in row['rankings'].values()):.3f}"
+                    if "rankings" in row
+                    else f"test accuracy {100 * row['accuracy']:.2f}%"
                 )
+                print(f"{row['finder']:16s} seed {seed}: {found}, {row['minutes']:.1f} min", flush=True)
 
 
 CELL_FIELDS = ("model", "examples_per_class", "label_noise", "epochs")
@@ -343,7 +418,23 @@ def cell_markdown(group: list[dict]) -> str:
                           for g in ("on_flipped", "on_suspects", "on_flipped_suspects")]  # fmt: skip
                 cells = " | ".join(f"{100 * statistics.mean(v):.1f}%" if v else "-" for v in shares)
                 lines.append(f"| {finder} | {title} | {cells} | {len(runs)} |")
-    k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in group)
+    retrained = [r for r in group if r["finder"] in RETRAINS]
+    if retrained:
+        lines += [
+            "",
+            "| acting on the suspects | trainings | test accuracy | wrong labels before -> after | seeds | minutes |",
+            "|---|---|---|---|---|---|",
+        ]
+        for finder in RETRAINS:
+            runs = [r for r in retrained if r["finder"] == finder]
+            if runs:
+                before, after = (statistics.mean(r["acted"][n] for r in runs) for n in ("wrong_before", "wrong_after"))
+                lines.append(
+                    f"| {finder} | {runs[0]['trainings']} | {statistics.mean(100 * r['accuracy'] for r in runs):.2f}% "
+                    f"| {before:.0f} -> {after:.0f} | {len(runs)} | {statistics.median(r['minutes'] for r in runs):.1f} |"
+                )
+    ranked = [r for r in group if "rankings" in r]
+    k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in ranked)
     accuracy = {f: [100 * r["accuracy"] for r in group if r["finder"] == f and "accuracy" in r] for f in OURS}
     lines.append(
         f"\nFlipped labels: {k:.0f} of {10 * group[0]['examples_per_class']}. Test accuracy: "
@@ -419,9 +510,10 @@ def main() -> None:
     runner.add_argument(
         "--finders",
         nargs="+",
-        choices=TRAINED_FINDERS,
+        choices=[*TRAINED_FINDERS, *RETRAINS],
         default=list(TRAINED_FINDERS),
-        help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits)",
+        help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits; "
+        "retrain-drop and retrain-relabel share one default run and are run only when named)",
     )
     commands.add_parser("table")
     commands.add_parser("headline", help="the README's table: every finder's AUROC in every cell")
@@ -431,7 +523,7 @@ def main() -> None:
     if options.command == "run":
         # what `recipe` reads, at the accuracy benchmark's defaults
         options.imbalance_ratio, options.config_overrides, options.classes = None, None, None
-        options.warmup, options.probe_every = 0.05, 1.0
+        options.warmup, options.probe_every, options.logit_adjustment = 0.05, 1.0, 0.0
         run(options)
     else:
         {"table": table, "headline": headline}[options.command](options)

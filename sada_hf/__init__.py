@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .config import SADAConfig
+from .decisions import apply_decisions
 from .dynamics import data_map
 from .label_issues import label_issues
 from .state import SADAState, StrengthStatistics
@@ -26,6 +27,7 @@ __all__ = [
     "SADATransform",
     "StrengthStatistics",
     "TransformEpochCallback",
+    "apply_decisions",
     "data_map",
     "label_issues",
 ]

@@ -88,6 +88,15 @@ class DataArguments:
             "to automobile, airplane, horse, dog, cat). The labels before flipping go to a `clean_label` column."
         },
     )
+    decisions: str | None = field(
+        default=None,
+        metadata={
+            "help": "A decisions file (CSV or Parquet: row, id, given_label, action, label; docs/usage.md) to apply to "
+            "the training split before training: its drops left out, its relabels given their new label "
+            "(`sada-hf label-issues RUN --export FILE` writes one). Applied after --max_train_samples and "
+            "--label_noise, by each example's row; a file that does not fit the data is refused before training."
+        },
+    )
     train_val_split: float = field(
         default=0.15, metadata={"help": "Fraction of the training split held out when there is no evaluation split."}
     )

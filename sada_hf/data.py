@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import datasets
 import numpy as np
 
+from .decisions import apply_decisions
 from .identity import ROW_COLUMN, with_row_column
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ def load_splits(
 ) -> datasets.DatasetDict:
     """A `DatasetDict` with `train` and `validation` splits, from the Hub, an imagefolder or a built-in set. The
     training split carries each example's row in the dataset as loaded (`row`, before any held-out split,
-    subset or shuffle here; the built-in sets' own rows)."""
+    subset or shuffle here; the built-in sets' own rows), and `data.decisions` applied (by those rows, last)."""
     if data.dataset_name is not None:
         splits = datasets.load_dataset(data.dataset_name, data.dataset_config_name, cache_dir=cache_dir, token=token)
         splits["train"] = with_row_column(splits["train"])
@@ -249,6 +250,10 @@ def load_splits(
     if data.label_noise is not None:
         kind, rate = parse_label_noise(data.label_noise)
         splits["train"] = with_label_noise(splits["train"], kind, rate, seed, data.label_column_name)
+    if data.decisions is not None:
+        splits["train"] = apply_decisions(
+            splits["train"], data.decisions, data.label_column_name, data.image_column_name, data.id_column_name
+        )
     return splits
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Container, Sequence
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -17,6 +18,11 @@ from .plots import save_figure
 
 SHEET = "sada_label_issues.png"
 TOP_SUSPECTS = 32  # drawn on the contact sheet and shown on the model card
+# Thumbnails of the top suspects a run keeps, so that `sada-hf label-issues RUN --top K` can draw K of them
+# without the dataset (an imagefolder run's files serve for any K); also the most one sheet draws.
+SHEET_IMAGES = "sada_label_issues_images.parquet"
+MOST_DRAWN = 256
+_THUMBNAIL = 128  # pixels, the longer side: the sheet draws each image about 1.6 inches wide at 110 dpi
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,11 +131,12 @@ def contact_sheet(
     issues: datasets.Dataset,
     class_names: Sequence[str],
     path: str | os.PathLike,
+    ranking: str,
     columns: int = 8,
 ) -> None:
     """A PNG grid of the `issues` rows given (typically the top `TOP_SUSPECTS`), each image titled with its
-    row, given label and suggested label. `images[j]` is the image of row j of `issues` (a PIL image
-    or an image cell)."""
+    row, given label and suggested label, under a title naming the `ranking` that ordered them. `images[j]` is
+    the image of row j of `issues` (a PIL image or an image cell)."""
     from matplotlib.figure import Figure
 
     from .transform import to_rgb
@@ -148,5 +155,49 @@ def contact_sheet(
         axis.imshow(to_rgb(images[position]))
         given, suggested = class_names[row["given_label"]], class_names[row["suggested_label"]]
         axis.set_title(f"row {row['row']}\ngiven: {given}\nsuggested: {suggested}", fontsize=7)
-    figure.suptitle("Label-issue suspects, lowest AUM first", fontsize=9)
+    figure.suptitle(f"Label-issue suspects, most suspicious first (ranking: {ranking})", fontsize=9)
     save_figure(figure, path, dpi=110)
+
+
+def keep_images(output_dir: str | os.PathLike, issues: datasets.Dataset, images: Sequence) -> None:
+    """Write PNG thumbnails of `images` (`images[j]`: the image of row j of `issues`) with their `index` to
+    `SHEET_IMAGES` in `output_dir`, for contact sheets drawn after training."""
+    import io
+
+    from .persistence import write_parquet
+    from .transform import to_rgb
+
+    encoded = []
+    for image in images:
+        thumbnail, buffer = to_rgb(image).copy(), io.BytesIO()
+        thumbnail.thumbnail((_THUMBNAIL, _THUMBNAIL))
+        thumbnail.save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    columns = {"index": np.asarray(issues["index"], dtype=np.int64), "image": np.asarray(encoded, dtype=object)}
+    write_parquet(Path(output_dir, SHEET_IMAGES), columns)
+
+
+def images_of(output_dir: str | os.PathLike, issues: datasets.Dataset) -> list:
+    """The image of each row of `issues` for a contact sheet: the run's kept thumbnail (`keep_images`), else its
+    file when its `id` is an image path (imagefolder). `ValueError` naming the fix if some row has neither."""
+    from .persistence import read_parquet
+
+    path = Path(output_dir, SHEET_IMAGES)
+    kept = read_parquet(path) if path.is_file() else {"index": [], "image": []}
+    thumbnails = dict(zip(np.asarray(kept["index"]).tolist(), kept["image"]))
+    ids = issues["id"] if "id" in issues.column_names else [None] * len(issues)
+    images, missing = [], 0
+    for index, example_id in zip(issues["index"], ids):
+        if index in thumbnails:
+            images.append({"bytes": thumbnails[index], "path": None})
+        elif example_id is not None and Path(example_id).is_file():
+            images.append({"bytes": None, "path": example_id})
+        else:
+            missing += 1
+    if missing:
+        raise ValueError(
+            f"{missing} of these {len(issues)} suspects have no image here: the run kept thumbnails of its top "
+            f"{len(thumbnails)} by the default ranking ({SHEET_IMAGES}), and their ids are not image files. Ask "
+            f"for fewer (--top), rank by the default, or look them up by row in your dataset."
+        )
+    return images

@@ -1,6 +1,7 @@
 """What a SADA run leaves in its output folder, drawn from its state and its training dataset: the
 per-example summary, the plots (strengths over training, strength per class, data map), the label-issue
-contact sheet, the review page, and the SADA section of the model card."""
+contact sheet (with thumbnails of the top suspects for sheets drawn later), the review page, and the SADA
+section of the model card."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import numpy as np
 from .card import update_model_card
 from .data import class_names
 from .dynamics import with_probe_statistics
-from .label_issues import SHEET, TOP_SUSPECTS, contact_sheet, rank_label_issues
+from .label_issues import (
+    MOST_DRAWN,
+    SHEET,
+    TOP_SUSPECTS,
+    contact_sheet,
+    keep_images,
+    rank_label_issues,
+    ranking_of,
+)
 from .plots import (
     CLASS_STRENGTHS_PLOT,
     DATA_MAP_PLOT,
@@ -79,9 +88,11 @@ class Report:
             return written
         plot_data_map(statistics, Path(output_dir, DATA_MAP_PLOT))
         issues = rank_label_issues(statistics)
-        top = issues.select(range(min(TOP_SUSPECTS, len(issues))))
-        images = self.train_dataset.select(top["index"])[self.image_column]  # only the images shown are read
-        contact_sheet(images, top, self.class_names, Path(output_dir, SHEET))
+        kept = issues.select(range(min(MOST_DRAWN, len(issues))))
+        images = list(self.train_dataset.select(kept["index"])[self.image_column])  # only the kept ones are read
+        keep_images(output_dir, kept, images)  # for sheets of other sizes, drawn without the dataset
+        top = kept.select(range(min(TOP_SUSPECTS, len(kept))))
+        contact_sheet(images[: len(top)], top, self.class_names, Path(output_dir, SHEET), ranking_of(statistics))
         return written + [DATA_MAP_PLOT, SHEET]
 
     def update_model_card(self, output_dir: str | os.PathLike) -> None:

@@ -12,8 +12,9 @@ import pytest
 
 import sada_hf.data
 from sada_hf import SADATrainer, SADATransform, label_issues
-from sada_hf.cli import train
+from sada_hf.cli import main, train
 from sada_hf.identity import example_identity, with_row_column
+from sada_hf.label_issues import SHEET_IMAGES
 from sada_hf.persistence import SUMMARY_FILE, read_parquet
 
 from conftest import tiny_resnet, training_args
@@ -35,6 +36,9 @@ def test_job_rows_are_the_archive_rows_through_subsetting_and_shuffling(tmp_path
     assert np.array_equal(archive_labels[rows], issues["given_label"])  # each row is the image that was trained
     summary = read_parquet(tmp_path / SUMMARY_FILE)
     assert np.array_equal(archive_labels[summary["row"]], summary["label"])
+    (tmp_path / SHEET_IMAGES).unlink()  # images in the dataset's bytes only: a later sheet needs the thumbnails
+    with pytest.raises(SystemExit, match=r"^sada-hf label-issues: no contact sheet: 4 of these 4 suspects have no"):
+        main(["label-issues", str(tmp_path), "--top", "4"])
 
 
 def _imagefolder(folder: Path, dataset: datasets.Dataset, count: int) -> None:
@@ -57,6 +61,9 @@ def test_job_on_an_imagefolder_names_each_row_and_file(tmp_path, cifar_train):
     assert issues["id"] == [paths[row] for row in issues["row"]]  # the row of the folder as loaded, its file
     names = loaded.features["label"].names
     assert [Path(path).parent.name for path in issues["id"]] == [names[label] for label in issues["given_label"]]
+    (output / SHEET_IMAGES).unlink()  # an imagefolder's files serve any sheet
+    main(["label-issues", str(output), "--top", "12"])
+    assert (output / "sada_label_issues_top_12.png").is_file()
 
 
 def test_python_api_rows_are_the_datasets_own_and_ids_come_from_the_named_column(tmp_path, cifar_train):

@@ -180,12 +180,17 @@ def test_the_command_on_a_default_run_without_probes(tmp_path, capsys):
     card = (tmp_path / "README.md").read_text()
     assert "### Training dynamics and label issues" in card and f"({SHEET})" in card
     capsys.readouterr()
-    main(["label-issues", str(tmp_path), "--top", "5"])
+    main(["label-issues", str(tmp_path)])
+    assert str(tmp_path / SHEET) in capsys.readouterr().out  # the run's own sheet, drawn at the end of training
+    for top in (5, 20):  # a sheet of K, drawn from the run's thumbnails: 1.6 x 1.9 inches per image at 110 dpi
+        main(["label-issues", str(tmp_path), "--top", str(top)])
+        with Image.open(tmp_path / f"sada_label_issues_top_{top}.png") as drawn:
+            assert drawn.size == (round(110 * 1.6 * min(8, top)), round(110 * 1.9 * -(-top // 8)))
     printed = capsys.readouterr().out
     table = [line for line in printed.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    assert len(table) == 5 and str(tmp_path / SHEET) in printed
+    assert len(table) == 25 and str(tmp_path / "sada_label_issues_top_20.png") in printed
     ranking = label_issues(tmp_path)
-    assert [int(line.split("|")[2]) for line in table] == ranking["row"][:5]
+    assert [int(line.split("|")[2]) for line in table[:5]] == ranking["row"][:5]
     assert f"{sum(ranking['suspect']):,} of {len(ranking):,} training examples" in card  # the card's count
     with pytest.raises(SystemExit, match=r"^sada-hf label-issues: Ranking 'probe_aum' needs the probes'[^\n]*$"):
         main(["label-issues", str(tmp_path), "--ranking", "probe_aum"])

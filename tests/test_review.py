@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 
-from sada_hf import SADAConfig, SADATrainer, SADATransform
+from sada_hf import SADAConfig, SADATrainer, SADATransform, apply_decisions
 from sada_hf.arguments import DataArguments
 from sada_hf.cli import main
 from sada_hf.data import load_splits
@@ -65,8 +65,13 @@ def synthetic_issues(dataset, num_classes: int = 10, suspects: int = 60, with_id
         "step_visits": np.full(count, 4),
     }
     if with_ids:
-        stats["id"] = np.asarray([f"images/{row},{row % 7}.jpg" for row in stats["row"]], dtype=object)
+        stats["id"] = issues_ids(dataset)
     return rank_label_issues(stats)
+
+
+def issues_ids(dataset) -> np.ndarray:
+    """Made-up ids with a comma in each, which the export must quote."""
+    return np.asarray([f"images/{row},{row % 7}.jpg" for row in dataset["row"]], dtype=object)
 
 
 # ---- without a browser ------------------------------------------------------------------------------
@@ -232,22 +237,30 @@ def test_page_shows_the_counts_marks_with_click_and_key_and_exports_the_decision
     browser.get(path.as_uri())  # the marks survive a reload
     assert text(browser, "n-marked") == "3"
 
-    rows, given_labels = issues["row"], issues["given_label"]
-    ids = issues["id"] if with_ids else None
-    expected = [
-        (rows[0], "drop", ""),
-        (rows[1], "relabel", str(issues["suggested_label"][1])),
-        (rows[2], "keep", ""),
-    ]
-    lines = list(csv.reader(exported(browser).splitlines()))
+    # The exported file: one line per mark, sorted by row; the cleaning function accepts it and gives the
+    # dataset without the dropped example, the relabelled one in its suggested class, the rest unchanged.
+    rows, given_labels, suggested = issues["row"], issues["given_label"], issues["suggested_label"]
+    expected = {rows[0]: ("drop", ""), rows[1]: ("relabel", str(suggested[1])), rows[2]: ("keep", "")}
+    text_exported = exported(browser)
+    lines = list(csv.reader(text_exported.splitlines()))
     header = ["row", "id", "given_label", "action", "label"] if with_ids else ["row", "given_label", "action", "label"]
     assert lines[0] == header
     want = []
-    for row, action, label in sorted(expected):
+    for row in sorted(expected):
         position = rows.index(row)
-        identity = [ids[position]] if with_ids else []
-        want.append([str(row), *identity, str(given_labels[position]), action, label])
+        identity = [issues["id"][position]] if with_ids else []
+        want.append([str(row), *identity, str(given_labels[position]), *expected[row]])
     assert lines[1:] == want
+
+    decisions = tmp_path / DECISIONS_FILE
+    decisions.write_text(text_exported, encoding="utf-8")
+    dataset = cifar_train.add_column("file", issues_ids(cifar_train)) if with_ids else cifar_train
+    cleaned = apply_decisions(dataset, decisions, id_column="file" if with_ids else None)
+    before = dict(zip(cifar_train["row"], cifar_train["label"]))
+    after = dict(zip(cleaned["row"], cleaned["label"]))
+    assert len(cleaned) == len(cifar_train) - 1 and rows[0] not in after
+    assert after[rows[1]] == suggested[1] != before[rows[1]]
+    assert all(after[row] == before[row] for row in after if row != rows[1])
     assert console_errors(browser) == []
 
 

@@ -178,7 +178,8 @@ function showPairs() {
 
 const canvas = $("map"), context = canvas.getContext("2d");
 const pad = 28, width = canvas.width - pad - 6, height = canvas.height - pad - 6;
-const maxVariability = Math.max(500, ...ex.variability); // variability of a probability is at most 0.5
+// The variability axis ends at the next 0.05 above the largest (per mille; a probability's is at most 0.5).
+const maxVariability = Math.ceil(ex.variability.reduce((a, b) => Math.max(a, b), 1) / 50) * 50;
 const px = ex.variability.map((v) => pad + (v / maxVariability) * width);
 const py = ex.confidence.map((c) => 6 + (1 - c / 1000) * height);
 
@@ -193,14 +194,20 @@ function drawMap() {
   context.fillText("0", pad - 10, 6 + height);
   context.fillText((maxVariability / 1000).toFixed(2), pad + width - 20, canvas.height - 10);
   context.fillText("variability", pad + width / 2 - 20, canvas.height - 10);
+  context.save();
+  context.translate(12, 6 + height / 2 + 25);
+  context.rotate(-Math.PI / 2);
+  context.fillText("confidence", 0, 0);
+  context.restore();
   for (let p = count - 1; p >= 0; p--) { // the most suspicious drawn last, on top
     const right = ex.correctness[p] / 100;
     context.fillStyle = `rgba(${Math.round(220 * (1 - right))}, 60, ${Math.round(220 * right)}, 0.55)`;
     context.fillRect(px[p] - 1, py[p] - 1, 3, 3);
   }
-  context.strokeStyle = "#000";
+  context.strokeStyle = "rgba(0, 0, 0, 0.4)";
+  context.lineWidth = 0.7;
   for (let p = 0; p < count; p++) {
-    if (ex.suspect[p]) { context.beginPath(); context.arc(px[p], py[p], 3, 0, 2 * Math.PI); context.stroke(); }
+    if (ex.suspect[p]) { context.beginPath(); context.arc(px[p], py[p], 2.5, 0, 2 * Math.PI); context.stroke(); }
   }
 }
 

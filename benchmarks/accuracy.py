@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -230,7 +229,7 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
             "mean_strength": statistics.mean(e["sada/expected_strength"] for e in sada[:-1]),
             "minutes": minutes,
             **diagnostics,
-            "command": "sada-hf train " + shlex.join(argv[:-2]),
+            "command": pretrain.typed(argv[:-2]),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "date": time.strftime("%Y-%m-%d"),
         }

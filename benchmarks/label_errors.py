@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -44,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import MODELS, train_argv, training_split  # noqa: E402
+from pretrain import typed  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
 FINDERS = {  # id: the README table's title
@@ -114,7 +114,7 @@ def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
         metrics = train(argv)
         minutes = (time.time() - start) / 60
         found = our_finder(output_dir, training_split(argv), ["aum"])
-    command = "sada-hf train " + shlex.join(argv[:-2])
+    command = typed(argv[:-2])
     row = {"finder": "sada-train-step", **found, "minutes": minutes, "trainings": 1, "command": command}
     return [{**row, "accuracy": metrics["eval_accuracy"]}]
 
@@ -159,7 +159,7 @@ def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
                 package[int(index)] = float(value)
         if np.isnan(package).any():
             raise RuntimeError(f"The aum package has no AUM for {int(np.isnan(package).sum())} training examples.")
-    command = "sada-hf train " + shlex.join(argv[:-2])
+    command = typed(argv[:-2])
     common = {"minutes": minutes, "trainings": 1}
     return [
         {"finder": "sada-probe-run", **found, **common, "accuracy": metrics["eval_accuracy"], "command": command},
@@ -218,7 +218,7 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
         "cutoffs": {"find_label_issues": cutoff_scores(flipped, flagged)},
         "minutes": minutes,
         "trainings": folds,
-        "command": "sada-hf train " + shlex.join(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5",
+        "command": typed(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5",
     }
 
 
@@ -252,9 +252,7 @@ def act_and_retrain(options: argparse.Namespace, seed: int) -> list[dict]:
                 start = time.time()
                 metrics = train([*retrain, "--decisions", str(path)])
                 minutes = finding + (time.time() - start) / 60
-            command = (
-                "sada-hf train " + shlex.join(retrain[:-2]) + f" --decisions FILE  # FILE: --export --action {action}"
-            )
+            command = typed(retrain[:-2]) + f" --decisions FILE  # FILE: --export --action {action}"
             rows.append(
                 {
                     "finder": finder,
@@ -404,35 +402,7 @@ def cell_markdown(group: list[dict]) -> str:
                 )
     if paired:
         lines += ["", "| AUROC, paired | mean | per seed | seeds at least as good |", "|---|---|---|---|", *paired]
-    suggesting = [r for r in group if "suggestions" in r]
-    if suggesting:
-        lines += [
-            "",
-            "| finder | label suggested | true on the flipped | true on the suspects | true on the flipped suspects | seeds |",
-            "|---|---|---|---|---|---|",
-        ]
-        for finder in OURS:
-            runs = [r for r in suggesting if r["finder"] == finder]
-            for name, title in SUGGESTIONS.items() if runs else ():
-                shares = [[r["suggestions"][name][g] for r in runs if r["suggestions"][name][g] is not None]
-                          for g in ("on_flipped", "on_suspects", "on_flipped_suspects")]  # fmt: skip
-                cells = " | ".join(f"{100 * statistics.mean(v):.1f}%" if v else "-" for v in shares)
-                lines.append(f"| {finder} | {title} | {cells} | {len(runs)} |")
-    retrained = [r for r in group if r["finder"] in RETRAINS]
-    if retrained:
-        lines += [
-            "",
-            "| acting on the suspects | trainings | test accuracy | wrong labels before -> after | seeds | minutes |",
-            "|---|---|---|---|---|---|",
-        ]
-        for finder in RETRAINS:
-            runs = [r for r in retrained if r["finder"] == finder]
-            if runs:
-                before, after = (statistics.mean(r["acted"][n] for r in runs) for n in ("wrong_before", "wrong_after"))
-                lines.append(
-                    f"| {finder} | {runs[0]['trainings']} | {statistics.mean(100 * r['accuracy'] for r in runs):.2f}% "
-                    f"| {before:.0f} -> {after:.0f} | {len(runs)} | {statistics.median(r['minutes'] for r in runs):.1f} |"
-                )
+    lines += suggestion_lines(group) + retrain_lines(group)
     ranked = [r for r in group if "rankings" in r]
     k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in ranked)
     accuracy = {f: [100 * r["accuracy"] for r in group if r["finder"] == f and "accuracy" in r] for f in OURS}
@@ -444,6 +414,46 @@ def cell_markdown(group: list[dict]) -> str:
         + "."
     )
     return "\n".join(lines)
+
+
+def _table(columns: list[str], rows: list[str]) -> list[str]:
+    """A Markdown table after a blank line (nothing without rows)."""
+    return ["", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|", *rows] if rows else []
+
+
+def suggestion_lines(group: list[dict]) -> list[str]:
+    """How often each of our runs' suggestions is the true label, on the flipped, the suspects and both."""
+    rows = []
+    for finder in OURS:
+        runs = [r for r in group if r["finder"] == finder and "suggestions" in r]
+        for name, title in SUGGESTIONS.items() if runs else ():
+            shares = [[r["suggestions"][name][g] for r in runs if r["suggestions"][name][g] is not None]
+                      for g in ("on_flipped", "on_suspects", "on_flipped_suspects")]  # fmt: skip
+            cells = " | ".join(f"{100 * statistics.mean(v):.1f}%" if v else "-" for v in shares)
+            rows.append(f"| {finder} | {title} | {cells} | {len(runs)} |")
+    columns = [
+        "finder",
+        "label suggested",
+        "true on the flipped",
+        "true on the suspects",
+        "true on the flipped suspects",
+    ]
+    return _table([*columns, "seeds"], rows)
+
+
+def retrain_lines(group: list[dict]) -> list[str]:
+    """Acting on the suspects: test accuracy after training again, and the wrong labels before and after."""
+    rows = []
+    for finder in RETRAINS:
+        runs = [r for r in group if r["finder"] == finder]
+        if runs:
+            before, after = (statistics.mean(r["acted"][n] for r in runs) for n in ("wrong_before", "wrong_after"))
+            rows.append(
+                f"| {finder} | {runs[0]['trainings']} | {statistics.mean(100 * r['accuracy'] for r in runs):.2f}% "
+                f"| {before:.0f} -> {after:.0f} | {len(runs)} | {statistics.median(r['minutes'] for r in runs):.1f} |"
+            )
+    columns = ["acting on the suspects", "trainings", "test accuracy", "wrong labels before -> after", "seeds"]
+    return _table([*columns, "minutes"], rows)
 
 
 def paired_auroc(group: list[dict], finder: str, other: str) -> list[float]:

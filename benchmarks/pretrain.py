@@ -71,6 +71,20 @@ def folder(seed: int = 0) -> Path:
     return CACHE / f"vit-animals-seed{seed}-{digest}"
 
 
+def typed(argv: list[str]) -> str:
+    """The `sada-hf train` command line as a user types it: a path under the home folder is written from
+    `~`, so the recorded command runs on any machine."""
+    home = Path.home()
+    words = []
+    for word in argv:
+        path = Path(word)
+        if path.is_absolute() and path.is_relative_to(home):
+            words.append("~/" + shlex.quote(str(path.relative_to(home))))
+        else:
+            words.append(shlex.quote(word))
+    return "sada-hf train " + " ".join(words)
+
+
 def pretrained(seed: int = 0) -> Path:
     """The folder of the pretrained model (`from_pretrained` loads it), trained first if it is not cached."""
     target = folder(seed)
@@ -79,7 +93,7 @@ def pretrained(seed: int = 0) -> Path:
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     argv = [*recipe(seed), "--output_dir", str(staging)]
-    print(f"Pretraining (cached afterwards in {target}):\nsada-hf train {shlex.join(argv)}", flush=True)
+    print(f"Pretraining (cached afterwards in {target}):\n{typed(argv)}", flush=True)
     start = time.time()
     process = subprocess.run(
         [sys.executable, "-m", "sada_hf.cli", "train", *argv], env={**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -94,7 +108,7 @@ def pretrained(seed: int = 0) -> Path:
         "accuracy": evaluation["eval_accuracy"],  # on the 6,000 animal test images
         "minutes": minutes,
         "parameters": _parameters(staging),
-        "command": "sada-hf train " + shlex.join(recipe(seed)),
+        "command": typed(recipe(seed)),
         "folder": target.name,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),

@@ -17,7 +17,7 @@ from .transform import EvalTransform, SADATransform
 if TYPE_CHECKING:
     from .trainer import SADATrainer, TransformEpochCallback
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"  # also the package metadata's (pyproject.toml reads it); CHANGELOG.md says what changed
 
 __all__ = [
     "EvalTransform",

@@ -13,6 +13,7 @@ from .strengths import DIRECTIONS, NORMALIZATIONS
 
 INFLUENCES = ("train_step", "probe")
 STORE_DTYPES = ("float32", "float16")
+LABEL_ISSUE_ACTIONS = ("keep", "drop", "relabel")
 
 
 @dataclass
@@ -112,6 +113,25 @@ class SADAConfig:
         },
     )
 
+    # Label issues, acted on during training
+    label_issue_action: str = field(
+        default="keep",
+        metadata={
+            "help": "What training does with the label-issue suspects (the cut-off's, re-decided at each "
+            "publication from the training-step statistics against the given labels) from --label_issue_start "
+            "on: 'keep' (train on every label as given), 'drop' (their loss stops counting) or 'relabel' (train "
+            "them on the class predicted at their last visit). One training instead of train, clean, retrain.",
+            "choices": list(LABEL_ISSUE_ACTIONS),
+        },
+    )
+    label_issue_start: float = field(
+        default=0.5,
+        metadata={
+            "help": "With --label_issue_action drop or relabel: the share of the training's epochs (0 to 1) "
+            "after which suspects are first acted on; before it, the statistics gather."
+        },
+    )
+
     # Store
     store_dtype: str = field(
         default="float32",
@@ -136,6 +156,11 @@ class SADAConfig:
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
         _check_choice("direction", self.direction, DIRECTIONS)
         _check_choice("store_dtype", self.store_dtype, STORE_DTYPES)
+        _check_choice("label_issue_action", self.label_issue_action, LABEL_ISSUE_ACTIONS)
+        if not 0.0 <= self.label_issue_start <= 1.0:
+            raise ValueError(
+                f"`label_issue_start` must be in [0, 1] (a share of the training's epochs), got {self.label_issue_start!r}."
+            )
         if not isinstance(self.window, int) or self.window < 2:
             raise ValueError(
                 f"`window` must be an integer >= 2, got {self.window!r}: the variance of one value is always 0. "

@@ -15,6 +15,7 @@ import numpy as np
 
 from .dynamics import data_map
 from .plots import save_figure
+from .strengths import DROP_LABEL, KEEP_LABEL
 
 SHEET = "sada_label_issues.png"
 TOP_SUSPECTS = 32  # drawn on the contact sheet and shown on the model card
@@ -60,6 +61,21 @@ CUTOFFS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
 RANKING_WITHOUT_PROBES = "aum"
 RANKING_WITH_PROBES = "aum"
 CUTOFF = "right_under_quarter"
+
+
+def label_overrides(stats: dict[str, np.ndarray], action: str) -> np.ndarray:
+    """What a run that acts on label issues trains each example on (`StrengthSchedule.label_overrides`):
+    `KEEP_LABEL` unless the cut-off flags it; a suspect gets `DROP_LABEL` ('drop') or the class predicted
+    at its last visit ('relabel'). `stats` are the training-step statistics against the given labels."""
+    suspects = CUTOFFS[CUTOFF](stats)
+    overrides = np.full(len(suspects), KEEP_LABEL, dtype=np.int64)
+    if action == "drop":
+        overrides[suspects] = DROP_LABEL
+    elif action == "relabel":
+        overrides[suspects] = stats["predicted"][suspects]
+    else:
+        raise ValueError(f"`action` must be 'drop' or 'relabel', got {action!r}.")
+    return overrides
 
 
 def _rank(values: np.ndarray) -> np.ndarray:

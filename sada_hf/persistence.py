@@ -5,7 +5,8 @@ A checkpoint holds `sada_state.safetensors` (what every process holds: metadata,
 vectors, and with one process the row stores too) and, when W > 1 processes share the row stores, one
 shard file per process (`sada_state-rank-RRRRR-of-WWWWW.safetensors`: the rows that process owns).
 
-Format versions: 4 (sada_hf 0.4) adds the training-step margins; 3 (0.3: sharded stores) and 2 (0.2: one
+Format versions: 4 (sada_hf 0.4) adds the training-step margins, and since 0.5 may hold the label overrides
+of a run that acts on label issues (absent: every label kept); 3 (0.3: sharded stores) and 2 (0.2: one
 process's whole store, no per-example copies) still load, their margins starting empty.
 """
 
@@ -29,7 +30,8 @@ STATE_FILE = "sada_state.safetensors"
 CONFIG_FILE = "sada_config.json"
 SUMMARY_FILE = "sada_examples.parquet"
 # The per-example summary's columns (docs/usage.md lists them): 2 (sada_hf 0.5) adds `row` and `id` (the
-# example in the user's dataset) and `suggested`; 1 had none of them. In the Parquet file's metadata.
+# example in the user's dataset), `suggested` and `training_label`; 1 had none of them. In the Parquet
+# file's metadata.
 SUMMARY_VERSION = 2
 SUMMARY_METADATA = {"sada_hf.summary_version": str(SUMMARY_VERSION)}
 FORMAT = "sada_hf.state"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -30,12 +31,14 @@ from .persistence import (
 from .sharding import AllGather, Shard, check_tensor
 from .store import InfluenceStore
 from .strategies import STRATEGIES, Examples
-from .strengths import StrengthSchedule, average_ranks
+from .strengths import KEEP_LABEL, StrengthSchedule, average_ranks
 from .timeline import Timeline
 
 HISTOGRAM_BINS = 20
 # Config fields that change what is stored: a state saved with other values cannot be restored.
 _STRUCTURAL_FIELDS = ("window", "store_dtype", "influence")
+# Decides, from the training-step statistics (`training_dynamics` and `label`), each example's label override.
+DecideLabels = Callable[[dict[str, np.ndarray]], np.ndarray]
 # The N-long training-step dynamics every process holds (`MarginStore.summary`, gathered), with their dtypes.
 _DYNAMICS = {
     "aum": torch.float32,
@@ -94,6 +97,8 @@ class SADAState:
         resharded_from (`int` or `None`): the number of processes of the state `load` re-sharded, if any.
         margins_missing_on_load (`bool`): `load` read a state from before margins were recorded (sada_hf < 0.4).
         history (`list[StrengthStatistics]`): one entry per publication.
+        label_issue_epoch (`int`): with `decide_labels` (the label-issue action), the epochs to complete
+            before each publication also publishes the label each example is trained on.
         identity (`dict[str, np.ndarray]`): columns naming each example in the user's dataset (`row`, and `id`
             where there is one; `identity.example_identity`), written into the summary; not saved in
             checkpoints (they are the dataset's).
@@ -107,6 +112,7 @@ class SADAState:
         shard: Shard | None = None,
         all_gather: AllGather | None = None,
         timeline: Timeline | None = None,
+        decide_labels: DecideLabels | None = None,
         identity: dict[str, np.ndarray] | None = None,
     ) -> None:
         if config.augmentation_seed is None:
@@ -126,6 +132,8 @@ class SADAState:
         )
         self.margins = MarginStore(self.labels, shard=self.store.shard)
         self._all_gather = all_gather
+        self._decide_labels = decide_labels
+        self.label_issue_epoch = 0
         self.schedule = StrengthSchedule(num_examples)
         self.timeline = timeline if timeline is not None else Timeline(config.probe_every if self.uses_probe else None)
         # What every process holds, as of the last publication or epoch end.
@@ -180,6 +188,13 @@ class SADAState:
         dynamics = {name: tensor.numpy().copy() for name, tensor in self._dynamics.items()}
         dynamics["step_visits"] = dynamics.pop("visits")
         return dynamics
+
+    @property
+    def training_labels(self) -> torch.Tensor:
+        """The label each example is trained on as of the last publication: its own, another class
+        (relabelled) or -100 (dropped; see `SADAConfig.label_issue_action`)."""
+        overrides = self.schedule.label_overrides
+        return torch.where(overrides == KEEP_LABEL, self.labels, overrides)
 
     @property
     def epoch(self) -> int:
@@ -277,7 +292,11 @@ class SADAState:
         strengths = self.schedule.strengths
         if update is not None:
             strengths = update(examples, self.config, self._generator(self.publications))
-        self.schedule.publish(strengths)
+        overrides = None
+        if self._decide_labels is not None and self.epochs_completed >= self.label_issue_epoch:
+            statistics = {**self.training_dynamics, "label": self.labels.numpy()}
+            overrides = torch.from_numpy(self._decide_labels(statistics))
+        self.schedule.publish(strengths, overrides)
         stats = self._statistics(at_epoch)
         self.history.append(stats)
         self._nonfinite_at_last_publication = self._nonfinite_total
@@ -446,10 +465,11 @@ class SADAState:
         return self.load_state_dict(read_state(directory), source=os.path.join(directory, STATE_FILE))
 
     def summary(self) -> dict[str, np.ndarray]:
-        """One row per example: what the run did (`strength`, `variance`, `visits` as last published) and
-        what it learned about each example (`training_dynamics`), with its `index` (its row in the training
-        dataset), its `identity` (`row` and `id` in the user's dataset) and `label`. The columns are listed
-        in docs/usage.md (what is saved where); `persistence.SUMMARY_VERSION` counts their changes."""
+        """One row per example: what the run did (`strength`, `variance`, `visits` as last published, and the
+        `training_label` it trained on last) and what it learned about each example (`training_dynamics`),
+        with its `index` (its row in the training dataset), its `identity` (`row` and `id` in the user's
+        dataset) and `label`. The columns are listed in docs/usage.md (what is saved where);
+        `persistence.SUMMARY_VERSION` counts their changes."""
         return {
             "index": np.arange(self.num_examples, dtype=np.int64),
             **self.identity,
@@ -457,6 +477,7 @@ class SADAState:
             "strength": self.schedule.strengths.numpy(),
             "variance": self._variance.numpy(),
             "visits": self._visits.numpy(),
+            "training_label": self.training_labels.numpy(),
             **self.training_dynamics,
         }
 

@@ -76,8 +76,17 @@ def average_ranks(values: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
+# What `StrengthSchedule.label_overrides` holds for an example trained on its label as given, and for one
+# whose loss does not count (the ignore index of Hugging Face models' cross-entropy).
+KEEP_LABEL = -1
+DROP_LABEL = -100
+
+
+_ADDED_IN_0_5 = ("label_overrides", "previous_label_overrides")
+
+
 class StrengthSchedule:
-    """The current epoch and per-example strengths, in shared CPU memory.
+    """The current epoch, per-example strengths and training-label overrides, in shared CPU memory.
 
     The tensors are updated in place and never rebound, so dataloader workers (forked, spawned,
     persistent or not) always read the values published last. Copies of a schedule are the same
@@ -99,6 +108,9 @@ class StrengthSchedule:
         publications (`torch.Tensor`, int64 scalar): how many times strengths were published.
         visit_publication (`torch.Tensor`, N, int64): the publication each example's visit in this epoch
             must see (0 everywhere unless strengths are published within epochs).
+        label_overrides (`torch.Tensor`, N, int64): the label each example is trained on, published with
+            the strengths: `KEEP_LABEL` (the dataset's), `DROP_LABEL` (its loss does not count) or a class.
+        previous_label_overrides (`torch.Tensor`, N, int64): those of the publication before.
     """
 
     def __init__(self, num_examples: int = 0) -> None:
@@ -107,6 +119,8 @@ class StrengthSchedule:
         self.previous = self.strengths.clone().share_memory_()
         self.publications = torch.zeros((), dtype=torch.int64).share_memory_()
         self.visit_publication = torch.zeros((num_examples,), dtype=torch.int64).share_memory_()
+        self.label_overrides = torch.full((num_examples,), KEEP_LABEL, dtype=torch.int64).share_memory_()
+        self.previous_label_overrides = self.label_overrides.clone().share_memory_()
 
     def __deepcopy__(self, memo: dict) -> StrengthSchedule:
         return self
@@ -115,16 +129,22 @@ class StrengthSchedule:
     def bound(self) -> bool:
         return self.strengths.numel() > 0
 
-    def publish(self, strengths: torch.Tensor) -> None:
-        """Make `strengths` the ones every worker reads from now on (one more publication)."""
+    def publish(self, strengths: torch.Tensor, label_overrides: torch.Tensor | None = None) -> None:
+        """Make `strengths` (and `label_overrides`, if given; else the current ones stay) the ones every
+        worker reads from now on (one more publication)."""
         self.previous.copy_(self.strengths)
         self.strengths.copy_(strengths)
+        self.previous_label_overrides.copy_(self.label_overrides)
+        if label_overrides is not None:
+            self.label_overrides.copy_(label_overrides)
         self.publications += 1
 
     def reset(self, strengths: torch.Tensor, epoch: int = 0) -> None:
         """Start over: `strengths` at publication 0 of `epoch`."""
         self.strengths.copy_(strengths)
         self.previous.copy_(strengths)
+        self.label_overrides.fill_(KEEP_LABEL)
+        self.previous_label_overrides.fill_(KEEP_LABEL)
         self.publications.zero_()
         self.visit_publication.zero_()
         self.epoch.fill_(epoch)
@@ -133,13 +153,18 @@ class StrengthSchedule:
         self.epoch.fill_(epoch)
 
     def lookup(self, indices: list[int], timeout: float = 600.0) -> list[float]:
-        """The strength of each example in `indices` for its visit in this epoch (NaN: warm-up).
+        """The strength of each example in `indices` for its visit in this epoch (NaN: warm-up)."""
+        return self.lookup_visits(indices, timeout)[0]
+
+    def lookup_visits(self, indices: list[int], timeout: float = 600.0) -> tuple[list[float], list[int]]:
+        """The strength and the label override of each example in `indices` for its visit in this epoch,
+        both from the same publication.
 
         A dataloader worker ahead of the training loop waits until the publication its visits need
         is made; the main process never waits (it would wait for itself) and raises instead.
         """
         if not self.bound:
-            return [math.nan] * len(indices)
+            return [math.nan] * len(indices), [KEEP_LABEL] * len(indices)
         needed = int(self.visit_publication[indices].max()) if indices else 0
         if int(self.publications) < needed:
             self._wait_for(needed, timeout)
@@ -149,8 +174,10 @@ class StrengthSchedule:
                 f"A visit needs strength publication {needed}, but {int(self.publications)} were made and only the "
                 "last two are kept. This is a bug in sada_hf's probe schedule; please report it."
             )
-        table = (self.previous if lag == 1 and needed > 0 else self.strengths).numpy()
-        return [float(table[i]) for i in indices]
+        previous = lag == 1 and needed > 0
+        strengths = (self.previous if previous else self.strengths).numpy()
+        overrides = (self.previous_label_overrides if previous else self.label_overrides).numpy()
+        return [float(strengths[i]) for i in indices], [int(overrides[i]) for i in indices]
 
     def _wait_for(self, publication: int, timeout: float) -> None:
         if torch.utils.data.get_worker_info() is None:
@@ -174,16 +201,23 @@ class StrengthSchedule:
             "strengths": self.strengths,
             "previous": self.previous,
             "publications": self.publications,
+            "label_overrides": self.label_overrides,
+            "previous_label_overrides": self.previous_label_overrides,
         }
 
     def check_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Raise `KeyError` or `ValueError` unless `state` can be loaded."""
+        """Raise `KeyError` or `ValueError` unless `state` can be loaded (states from sada_hf < 0.5 have no
+        label overrides: every label is kept)."""
         for name, tensor in self.state_dict().items():
-            check_tensor(name, state[name], tuple(tensor.shape), tensor.dtype, "Strength schedule")
+            if name in state or name not in _ADDED_IN_0_5:
+                check_tensor(name, state[name], tuple(tensor.shape), tensor.dtype, "Strength schedule")
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore in place (the tensors workers hold stay the same), after checking every tensor."""
         self.check_state_dict(state)
         for name, tensor in self.state_dict().items():
-            tensor.copy_(state[name])
+            if name in state:
+                tensor.copy_(state[name])
+            else:
+                tensor.fill_(KEEP_LABEL)
         self.visit_publication.zero_()

@@ -8,6 +8,7 @@ the probe's forward pass in `probe.py`, what is drawn and written at the end of 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import math
 import os
@@ -31,7 +32,7 @@ from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import probe_rows, write_probe
 from .identity import example_identity
-from .label_issues import rank_label_issues
+from .label_issues import label_overrides, rank_label_issues
 from .losses import class_log_prior, logit_adjusted_cross_entropy
 from .probe import Probe
 from .report import Report
@@ -92,7 +93,7 @@ class SADATrainer(Trainer):
     ) -> None:
         self.sada_state: SADAState | None = None
         self._saving_checkpoint = False
-        if sada_config is not None:
+        if sada_config is not None or sada_transform_of(train_dataset) is not None:
             _refuse_iterable(train_dataset)  # before super: Trainer's own error would not name the fix
         if not (
             isinstance(logit_adjustment, (int, float)) and math.isfinite(logit_adjustment) and logit_adjustment >= 0
@@ -145,8 +146,13 @@ class SADATrainer(Trainer):
         shard = Shard(len(raw), self.args.process_index, self.args.world_size)
         probe_every = config.probe_every if config.influence == "probe" else None
         timeline = Timeline(probe_every, self.args.gradient_accumulation_steps, self.args.ignore_data_skip)
+        decide_labels = None
+        if config.label_issue_action != "keep":  # act on label issues in this training (label_issues.py)
+            decide_labels = functools.partial(label_overrides, action=config.label_issue_action)
         identity = example_identity(raw, transform.image_column, transform.id_column)  # the user's row and id
-        self.sada_state = SADAState(labels, num_labels, config, shard, self._all_gather, timeline, identity)
+        self.sada_state = SADAState(
+            labels, num_labels, config, shard, self._all_gather, timeline, decide_labels, identity=identity
+        )
         self.train_dataset = with_transform(
             raw, transform.bound_to(self.sada_state.schedule, config), like=self.train_dataset
         )
@@ -537,7 +543,9 @@ class _SADACallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         trainer = self._trainer()
-        trainer.sada_state.timeline.start(state.global_step, resumed=trainer._resuming)
+        sada_state = trainer.sada_state
+        sada_state.timeline.start(state.global_step, resumed=trainer._resuming)
+        sada_state.label_issue_epoch = math.ceil(sada_state.config.label_issue_start * state.num_train_epochs)
 
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
         self._trainer()._sada_epoch_begin(state.global_step, train_dataloader)
@@ -574,9 +582,10 @@ def _name(obj: Any) -> str:
 def _refuse_iterable(dataset: Any) -> None:
     if isinstance(dataset, (datasets.IterableDataset, torch.utils.data.IterableDataset)):
         raise TypeError(
-            f"SADATrainer with a sada_config needs a map-style `datasets.Dataset` (it keeps one state row per "
-            f"example), got {type(dataset).__name__}. Load the dataset without `streaming=True` (or convert it with "
-            "`Dataset.from_generator`), or drop sada_config to train it as `transformers.Trainer` does."
+            f"SADA needs a map-style `datasets.Dataset` (it keeps one state row per example), got "
+            f"{type(dataset).__name__}: load it without `streaming=True` (or turn a stream into one with "
+            "`Dataset.from_generator`) and `set_transform` the SADATransform on it; to train a stream as "
+            "`transformers.Trainer` does, give it neither a SADATransform nor a sada_config."
         )
 
 

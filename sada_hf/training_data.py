@@ -61,8 +61,27 @@ def custom_transform(dataset: Any) -> Any:
 
 
 def sada_transform_of(dataset: Any) -> SADATransform | None:
+    """The `SADATransform` of a training dataset: set with `set_transform`, or mapped on a stream (so that
+    the trainer can refuse the stream rather than let it augment with strengths nobody publishes)."""
     transform = custom_transform(dataset)
-    return transform if isinstance(transform, SADATransform) else None
+    if transform is None and isinstance(dataset, datasets.IterableDataset):
+        transform = next(filter(_is_sada, _mapped_functions(dataset)), None)
+    return transform if _is_sada(transform) else None
+
+
+def _is_sada(transform: Any) -> bool:
+    return isinstance(transform, SADATransform)
+
+
+def _mapped_functions(stream: datasets.IterableDataset) -> list[Any]:
+    """The functions of a stream's `.map` calls. `datasets` keeps them in a private chain of example
+    iterables (`_ex_iterable`, each step's `ex_iterable` and `function`); tests/test_validation.py fails
+    if that chain moves."""
+    functions, step = [], getattr(stream, "_ex_iterable", None)
+    while step is not None:
+        functions.append(getattr(step, "function", None))
+        step = getattr(step, "ex_iterable", None)
+    return functions
 
 
 def with_transform(dataset: datasets.Dataset, transform: Any, like: datasets.Dataset) -> datasets.Dataset:

@@ -23,7 +23,7 @@ from PIL import Image
 from .config import SADAConfig
 from .ops import apply_op
 from .strategies import STRATEGIES
-from .strengths import StrengthSchedule
+from .strengths import KEEP_LABEL, StrengthSchedule
 
 CROPS = ("random_crop", "random_resized_crop", "none")
 _RESIZE = Image.Resampling.BILINEAR
@@ -199,13 +199,17 @@ class SADATransform:
                 )
         indices = [int(i) for i in batch[self.index_column]]
         epoch = int(self.schedule.epoch)
-        strengths = self.schedule.lookup(indices)
+        strengths, label_overrides = self.schedule.lookup_visits(indices)
         images = []
         for image, index, strength in zip(batch[self.image_column], indices, strengths):
             image = to_rgb(image)
             draw = self.draw(random.Random(_visit_key(self.seed, epoch, index)), image.size)
             images.append(self.apply(image, draw, strength))
-        labels = list(batch[self.label_column])
+        # The label trained on: the dataset's, unless the run drops or relabels the example (label issues).
+        labels = [
+            label if override == KEEP_LABEL else override
+            for label, override in zip(batch[self.label_column], label_overrides)
+        ]
         # The label also stays under its own column name: collators copied from Hugging Face's examples
         # read `example[label_column]`; DefaultDataCollator turns either name into `labels`.
         return {

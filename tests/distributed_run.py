@@ -37,9 +37,13 @@ SETTINGS = {
     "accumulation": dict(gradient_accumulation_steps=2),
     "uneven": dict(accelerator_config={"even_batches": False}),
     "probe": dict(),  # influence="probe", twice per epoch (see CONFIGS)
+    "label_issues": dict(),  # suspects dropped from the second half on (see CONFIGS)
     "resumed": dict(),  # "plain", resumed from its epoch-2 checkpoint
 }
-CONFIGS = {"probe": dict(influence="probe", probe_every=0.5)}
+CONFIGS = {
+    "probe": dict(influence="probe", probe_every=0.5),
+    "label_issues": dict(label_issue_action="drop", label_issue_start=0.5),
+}
 NUM_EXAMPLES = 299
 
 
@@ -107,6 +111,7 @@ def main() -> None:
         state, rank = trainer.sada_state, trainer.args.process_index
         original["save"](state, output / name / "final", rank == 0)
         replicated = {"strengths": state.strengths, "variance": state.variance, "visits": state.visits}
+        replicated.update({"label_overrides": state.schedule.label_overrides, "labels": state.labels})
         replicated.update({f"dynamics.{k}": torch.from_numpy(v) for k, v in state.training_dynamics.items()})
         replicated["ranking"] = torch.tensor(trainer.label_issues()["index"])
         stored = {

@@ -18,7 +18,9 @@ import torch
 from safetensors.torch import load_file
 
 from sada_hf import SADAConfig, SADAState
+from sada_hf.label_issues import label_overrides
 from sada_hf.persistence import shard_file
+from sada_hf.strengths import DROP_LABEL, KEEP_LABEL
 
 from conftest import example_labels
 
@@ -105,6 +107,19 @@ def test_every_example_is_scored_once_per_epoch_and_every_rank_ranks_alike(two, 
         for name in ("aum", "confidence", "variability", "correctness", "step_visits", "predicted"):
             assert_equal(rank[f"dynamics.{name}"], written[0][f"dynamics.{name}"])
     assert sorted(written[0]["ranking"].tolist()) == list(range(N))
+
+
+def test_every_process_drops_the_same_suspects_as_one_process_decides_from_the_statistics(two):
+    written = ranks(two[0], "label_issues", 2)
+    statistics = {name.removeprefix("dynamics."): t.numpy() for name, t in written[0].items() if "dynamics." in name}
+    statistics["label"] = written[0]["labels"].numpy()
+    expected = torch.from_numpy(label_overrides(statistics, "drop"))
+    assert (expected == DROP_LABEL).any()
+    for rank in written:
+        assert_equal(rank["label_overrides"], expected)
+    assert (written[0]["label_overrides"] != KEEP_LABEL).sum() == (expected == DROP_LABEL).sum()
+    for name in ("plain", "probe"):  # without the option every label is kept
+        assert (ranks(two[0], name, 2)[0]["label_overrides"] == KEEP_LABEL).all()
 
 
 @pytest.mark.parametrize("setting", SETTINGS)

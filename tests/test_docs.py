@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import sada_hf
 from sada_hf import SADAConfig
 from sada_hf.arguments import DataArguments, JobArguments, ModelArguments
 from sada_hf.ops import OP_NAMES
@@ -24,7 +25,8 @@ import doc_tables
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-PAGES = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "tests" / "fixtures" / "README.md"]
+CHANGELOG = ROOT / "CHANGELOG.md"
+PAGES = [README, CHANGELOG, *sorted((ROOT / "docs").glob("*.md")), ROOT / "tests" / "fixtures" / "README.md"]
 SECTIONS = {
     "SADA options (`SADAConfig`)": SADAConfig,
     "Model options": ModelArguments,
@@ -90,6 +92,16 @@ def test_a_stale_results_table_is_rewritten_and_an_ambiguous_marker_refused():
 def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest -q" in README.read_text() and "python -m pytest -q" in ci
+
+
+def test_the_changelog_begins_at_the_packages_version():
+    """The newest released section is the package's version; only an `Unreleased` section may come before."""
+    sections = re.findall(r"^## (\S+)", CHANGELOG.read_text(), re.M)
+    released = sections[1:] if sections[:1] == ["Unreleased"] else sections
+    assert released and released[0] == sada_hf.__version__, (
+        f"CHANGELOG.md's newest released section is {released[:1]}, the package says {sada_hf.__version__}: "
+        "add the section for this version (or bump __version__ in sada_hf/__init__.py)"
+    )
 
 
 # --- links -------------------------------------------------------------------------------------------
@@ -194,6 +206,32 @@ def test_the_token_finder_skips_code_comments_and_variables():
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
 def test_no_drafting_token_is_left(page):
     assert not drafting_tokens(page.read_text()), f"{page.relative_to(ROOT)}: write the text these stand for"
+
+
+# --- results files --------------------------------------------------------------------------------
+
+RESULTS_FILES = sorted((ROOT / "benchmarks" / "results").glob("*.jsonl"))
+_HOME_PATH = re.compile(r"(?<![\w.~])(?:/home/[^/\s'\"]+|/Users/[^/\s'\"]+|/root)(?=/|\s|$|['\"])")
+
+
+def home_paths(command: str) -> list[str]:
+    """The absolute home-folder paths in a recorded command (a user's command writes them from `~`)."""
+    return _HOME_PATH.findall(command)
+
+
+def test_the_home_path_finder_skips_paths_from_the_home_folder():
+    assert home_paths("sada-hf train --model_name_or_path ~/.cache/sada_hf/pretrained/vit --output_dir out") == []
+    assert home_paths("sada-hf train --model_name_or_path /root/.cache/vit") == ["/root"]
+    assert home_paths("x --dir '/home/ada/runs' --y /Users/ada/z") == ["/home/ada", "/Users/ada"]
+
+
+@pytest.mark.parametrize("results", RESULTS_FILES, ids=lambda path: path.name)
+def test_recorded_commands_run_on_any_machine(results):
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    bad = [
+        f"row {n}: {home_paths(row['command'])}" for n, row in enumerate(rows, 1) if home_paths(row.get("command", ""))
+    ]
+    assert not bad, f"{results.name} records commands with an absolute home path (write it from ~):\n" + "\n".join(bad)
 
 
 if __name__ == "__main__":

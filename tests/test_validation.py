@@ -60,6 +60,19 @@ def test_iterable_datasets_are_refused_when_sada_is_asked_for(tmp_path, cifar_tr
         )
 
 
+@pytest.mark.parametrize("max_steps", [-1, 10])
+def test_a_sada_transform_mapped_on_a_stream_is_refused(tmp_path, cifar_train, max_steps):
+    # Without the refusal the stream trains with SADA inactive: no trainer publishes the strengths it reads.
+    stream = (
+        cifar_train.add_column("index", range(len(cifar_train)))
+        .to_iterable_dataset()
+        .map(SADATransform(size=32), batched=True, remove_columns=["image"])
+        .shuffle(seed=0, buffer_size=16)
+    )
+    with pytest.raises(TypeError, match=r"^SADA needs a map-style `datasets.Dataset`.*streaming=True[^\n]*$"):
+        make_trainer(tmp_path, stream, max_steps=max_steps)
+
+
 def test_an_iterable_dataset_without_sada_trains_as_trainer_does(tmp_path, cifar_train):
     from transformers import Trainer
 

@@ -4,6 +4,7 @@ Chromium (Debian's chromium and chromedriver; in CI, where `CI=true`, a missing 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import re
@@ -145,9 +146,10 @@ def test_too_few_class_names_is_refused(cifar_train):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """Headless Chromium driven through Debian's chromedriver (never a downloaded one)."""
-    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file() and importlib.util.find_spec("selenium")):
         message = (
-            "the browser test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+            "the browser test needs Debian's chromium and chromium-driver (apt-get install chromium "
+            "chromium-driver) and selenium (pip install -e '.[dev]')"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}; CI must install them (.ci/run)")

@@ -50,7 +50,8 @@ def data_map_regions(confidence: np.ndarray, variability: np.ndarray) -> np.ndar
 def suggested_labels(columns: dict[str, np.ndarray]) -> np.ndarray:
     """The label the run suggests for each example of a ranking's `columns`: its `suggested_label`, or for a
     run from sada_hf < 0.5 (which has none) the class predicted at its last training step."""
-    return np.asarray(columns.get("suggested_label", columns["predicted_label"]), dtype=np.int64)
+    name = "suggested_label" if "suggested_label" in columns else "predicted_label"
+    return np.asarray(columns[name], dtype=np.int64)
 
 
 def thumbnail_positions(suspect: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -173,7 +174,7 @@ def write_run_review_page(
             f"The run trained on at least {positions.max() + 1} examples, the dataset given has {len(stored)}: pass "
             "the data options (and --seed) the run was trained with."
         )
-    subset = stored.select(positions).with_format("numpy")
+    subset = stored.select(positions).with_format("numpy")[:]
     same = np.array_equal(subset[label_column], columns["given_label"])
     if same and "row" in issues.column_names and "row" in subset.column_names:
         same = np.array_equal(subset["row"], columns["row"])

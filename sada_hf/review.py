@@ -176,7 +176,7 @@ def write_run_review_page(
         )
     subset = stored.select(positions).with_format("numpy")[:]
     same = np.array_equal(subset[label_column], columns["given_label"])
-    if same and "row" in issues.column_names and "row" in subset.column_names:
+    if same and "row" in columns and "row" in subset:
         same = np.array_equal(subset["row"], columns["row"])
     if not same:
         raise ValueError(

@@ -30,7 +30,8 @@ STATE_FILE = "sada_state.safetensors"
 CONFIG_FILE = "sada_config.json"
 SUMMARY_FILE = "sada_examples.parquet"
 # The per-example summary's columns (docs/usage.md lists them): 2 (sada_hf 0.5) adds `row` and `id` (the
-# example in the user's dataset) and `suggested`; 1 had none of them. In the Parquet file's metadata.
+# example in the user's dataset), `suggested` and `training_label`; 1 had none of them. In the Parquet
+# file's metadata.
 SUMMARY_VERSION = 2
 SUMMARY_METADATA = {"sada_hf.summary_version": str(SUMMARY_VERSION)}
 FORMAT = "sada_hf.state"

@@ -169,8 +169,7 @@ def write_review(argv: list[str]) -> None:
     options and seed). Bad input is one line naming the problem and the fix, never a traceback."""
     from transformers import HfArgumentParser, TrainingArguments
 
-    from .arguments import DataArguments
-    from .data import label_names, load_splits
+    from .data import DataArguments, label_names, load_splits
     from .review import write_run_review_page
 
     parser = HfArgumentParser(DataArguments, prog="sada-hf review", description=write_review.__doc__)

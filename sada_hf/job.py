@@ -12,10 +12,10 @@ from typing import Any
 from transformers import TrainingArguments, set_seed
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME, logging
 
-from .arguments import DataArguments, JobArguments, ModelArguments, parse_train_arguments
+from .arguments import JobArguments, ModelArguments, parse_train_arguments
 from .checkpoints import checkpoints, last_complete
 from .config import SADAConfig
-from .data import label_names, load_splits
+from .data import DataArguments, label_names, load_splits
 from .evaluation import build_compute_metrics
 from .modeling import build_model_and_processor
 from .trainer import SADATrainer

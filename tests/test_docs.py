@@ -17,7 +17,8 @@ import pytest
 
 import sada_hf
 from sada_hf import SADAConfig
-from sada_hf.arguments import DataArguments, JobArguments, ModelArguments
+from sada_hf.arguments import JobArguments, ModelArguments
+from sada_hf.data import DataArguments
 from sada_hf.ops import OP_NAMES
 
 import api_reference

@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import ViTImageProcessor
 
 from sada_hf import SADAConfig
-from sada_hf.arguments import DataArguments
+from sada_hf.data import DataArguments
 from sada_hf.job import build_transforms
 
 

@@ -16,9 +16,8 @@ import pytest
 from huggingface_hub import ModelCard
 
 from sada_hf import SADAConfig, SADATrainer, SADATransform, apply_decisions
-from sada_hf.arguments import DataArguments
 from sada_hf.cli import main
-from sada_hf.data import load_splits
+from sada_hf.data import DataArguments, load_splits
 from sada_hf.label_issues import rank_label_issues
 from sada_hf.review import (
     DECISIONS_FILE,

@@ -412,7 +412,9 @@ def _summary(differences: list[float]) -> str:
 # The headline table: one column per regime (the setting fields that pick it out), one row per comparison.
 HEADLINE_REGIMES = {
     "balanced, from scratch": dict(model="resnet", examples_per_class=500, imbalance_ratio=None, epochs=80),
-    "long-tailed, from scratch": dict(model="resnet", examples_per_class=1000, imbalance_ratio=100.0, epochs=80),
+    "long-tailed, from scratch": dict(
+        model="resnet", examples_per_class=1000, imbalance_ratio=100.0, epochs=80, logit_adjustment=None
+    ),
     "balanced, fine-tune": dict(model="vit_finetune", examples_per_class=250, imbalance_ratio=None),
     "long-tailed, fine-tune": dict(model="vit_finetune", examples_per_class=500, imbalance_ratio=50.0),
 }
@@ -420,7 +422,7 @@ HEADLINE_ROWS = (
     ("sada_rank", "trivialaugment", "the paper's method (default) - TrivialAugment"),
     ("margin_inverted", "trivialaugment", "margin, hard examples strong - TrivialAugment"),
     ("margin_rank", "trivialaugment", "margin, easy examples strong - TrivialAugment"),
-    ("probe_inverted", "trivialaugment", "probe, unstable examples strong - TrivialAugment"),
+    ("probe_inverted", "trivialaugment", "probe, hard examples strong - TrivialAugment"),
     ("trivialaugment", "none", "TrivialAugment - no SADA op"),
     ("trivialaugment", "scratch_trivialaugment", "pretrained - from scratch (both TrivialAugment)"),
 )

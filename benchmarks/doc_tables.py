@@ -9,7 +9,8 @@ A generated table sits between a marker that names what prints it and `<!-- end 
     <!-- end -->
 
 `accuracy.py headline`, `accuracy.py table FIELD=VALUE ...` (the one comparison with those settings),
-`label_errors.py headline` and `label_errors.py table FIELD=VALUE ...` (the one cell). After a run:
+`label_errors.py headline`, `label_errors.py table FIELD=VALUE ...` (the one cell), `store_shards.py table`
+(store traffic) and `store_shards.py memory` (memory per process, from the code). After a run:
 
     python benchmarks/doc_tables.py            # rewrites every block from benchmarks/results/
 
@@ -25,11 +26,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # noqa: E402
 import label_errors  # noqa: E402
+import store_shards  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 # A marker, a blank line, the table, a blank line, the end (the blank lines keep the table apart on GitHub).
 BLOCK = re.compile(r"(<!-- (\S+ \S+)((?: \S+=\S+)*) -->\n\n)(.*?)(\n\n<!-- end -->)", re.S)
+
+
+_STORE_SHARDS = {
+    "store_shards.py table": store_shards.table_markdown,
+    "store_shards.py memory": store_shards.memory_markdown,
+}
 
 
 def _value(text: str) -> object:
@@ -56,7 +64,12 @@ def generate(command: str, fields: dict) -> str:
     if command == "label_errors.py table":
         groups = label_errors.grouped(label_errors.RESULTS)
         return label_errors.cell_markdown(groups[label_errors.find_cell(groups, fields)])
-    raise ValueError(f"Unknown generated table {command!r}: use accuracy.py or label_errors.py, headline or table")
+    if command in _STORE_SHARDS:
+        return _STORE_SHARDS[command]()
+    raise ValueError(
+        f"Unknown generated table {command!r}: use accuracy.py or label_errors.py (headline or table), or "
+        f"one of {sorted(_STORE_SHARDS)}"
+    )
 
 
 def _generated(match: re.Match) -> str:

@@ -128,31 +128,42 @@ def run(options: argparse.Namespace) -> None:
 
 
 def table(options: argparse.Namespace) -> None:
+    print(table_markdown())
+
+
+def table_markdown() -> str:
+    """The store-traffic table of the results file, with the setting and machine it ran on."""
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
-    print(f"N = {rows[-1]['examples']:,} examples, K = {rows[-1]['labels']} classes, {rows[-1]['machine']}\n")
-    print(
+    lines = [
+        f"N = {rows[-1]['examples']:,} examples, K = {rows[-1]['labels']} classes, {rows[-1]['machine']}",
+        "",
         "| processes | store | store MiB / process | per-example vectors MiB / process | rows received MiB / epoch "
-        "| epoch traffic + updates s | publication s |"
-    )
-    print("|---:|---|---:|---:|---:|---:|---:|")
+        "| epoch traffic + updates s | publication s |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
-        print(
+        lines.append(
             f"| {row['processes']} | {row['mode']} | {row['store_bytes_per_process'] / 2**20:,.0f} | "
             f"{row['shared_bytes_per_process'] / 2**20:.1f} | {row['received_bytes_per_process'] / 2**20:,.0f} | "
             f"{row['epoch_traffic_s']:.2f} | {row['publication_s']:.2f} |"
         )
+    return "\n".join(lines)
 
 
 DATASETS = {"CIFAR-10": (50_000, 10), "ImageNet-1k": (1_281_167, 1000), "ImageNet-21k": (14_197_122, 21_841)}
 
 
 def memory(options: argparse.Namespace) -> None:
+    print(memory_markdown())
+
+
+def memory_markdown() -> str:
     """Per-process bytes for well-known datasets, measured on small stores (bytes per owned row and per
     example of the vectors every process keeps are exact, so they extrapolate)."""
-    print(
-        "| dataset | N | K | store dtype | W = 1 | W = 8 | W = 64 | + per-example vectors on every process |\n"
-        "|---|---:|---:|---|---:|---:|---:|---:|"
-    )
+    lines = [
+        "| dataset | N | K | store dtype | W = 1 | W = 8 | W = 64 | + per-example vectors on every process |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
     for name, (n, k) in DATASETS.items():
         for dtype in ("float32", "float16"):
             config = SADAConfig(augmentation_seed=0, store_dtype=dtype)
@@ -161,7 +172,8 @@ def memory(options: argparse.Namespace) -> None:
             per_row, fixed = rows[1] - rows[0], 2 * rows[0] - rows[1]
             per_example = two.shared_nbytes - one.shared_nbytes
             cells = [_gib(fixed + per_row * Shard(n, 0, w).size) for w in (1, 8, 64)]
-            print(f"| {name} | {n:,} | {k:,} | {dtype} | {' | '.join(cells)} | {_gib(per_example * n)} |")
+            lines.append(f"| {name} | {n:,} | {k:,} | {dtype} | {' | '.join(cells)} | {_gib(per_example * n)} |")
+    return "\n".join(lines)
 
 
 def _gib(size: float) -> str:

@@ -27,8 +27,8 @@ import torch
 from transformers import TrainerCallback, TrainingArguments
 
 from sada_hf import SADAConfig, SADATrainer
-from sada_hf.arguments import DataArguments, ModelArguments
-from sada_hf.data import load_cifar10
+from sada_hf.arguments import ModelArguments
+from sada_hf.data import DataArguments, load_cifar10
 from sada_hf.job import build_transforms
 from sada_hf.modeling import build_model_and_processor
 

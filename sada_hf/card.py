@@ -19,6 +19,7 @@ from .dynamics import DYNAMICS_DIR
 from .label_issues import CUTOFF, SHEET
 from .ops import MAGNITUDE_OPS
 from .persistence import atomic_write
+from .review import REVIEW_PAGE
 from .state import SADAState, StrengthStatistics
 from .strategies import STRATEGIES
 
@@ -31,10 +32,14 @@ _FROM_SCRATCH = "This model was trained from scratch on"
 
 
 def update_model_card(
-    path: str | os.PathLike, state: SADAState, plots: Sequence[str] = (), issues: datasets.Dataset | None = None
+    path: str | os.PathLike,
+    state: SADAState,
+    plots: Sequence[str] = (),
+    issues: datasets.Dataset | None = None,
+    review: bool = False,
 ) -> None:
     """Add the `sada` tag and the SADA section to the card at `path` (replacing an earlier section);
-    `issues` is the label-issue ranking (`rank_label_issues`).
+    `issues` is the label-issue ranking (`rank_label_issues`), `review` whether the review page lies beside it.
 
     A model built from a config has an empty `_name_or_path`, which the upstream card renders as a
     fine-tuned version of an empty link; such a card says "trained from scratch" instead.
@@ -46,13 +51,15 @@ def update_model_card(
     text = card.text.replace(_FROM_SCRATCH_WRONG, _FROM_SCRATCH)
     if _SECTION_START in text:
         text = text[: text.index(_SECTION_START)] + text[text.index(_SECTION_END) + len(_SECTION_END) :]
-    card.text = text.rstrip() + "\n\n" + sada_section(state, plots, issues) + "\n"
+    card.text = text.rstrip() + "\n\n" + sada_section(state, plots, issues, review) + "\n"
     atomic_write(Path(path), lambda temporary: card.save(temporary))
 
 
-def sada_section(state: SADAState, plots: Sequence[str] = (), issues: datasets.Dataset | None = None) -> str:
+def sada_section(
+    state: SADAState, plots: Sequence[str] = (), issues: datasets.Dataset | None = None, review: bool = False
+) -> str:
     """Markdown describing how SADA augmented this model's training data and what it learned about the
-    examples (with the label-issue ranking, its suspects)."""
+    examples (with the label-issue ranking, its suspects; with `review`, a link to the review page)."""
     config = state.config
     values = {
         "strategy": config.strategy,
@@ -70,7 +77,7 @@ def sada_section(state: SADAState, plots: Sequence[str] = (), issues: datasets.D
         "probe_dynamics": (
             f"The probes' per-example rows are in `{DYNAMICS_DIR}/` (Parquet)." if config.influence == "probe" else ""
         ),
-        "label_issues": _label_issues(issues, SHEET in plots),
+        "label_issues": _label_issues(issues, SHEET in plots, review),
         "plots": "\n".join(f"![{os.path.splitext(name)[0]}]({name})" for name in plots),
     }
     return Template(_TEMPLATE.read_text()).substitute(values).strip()
@@ -143,13 +150,20 @@ def _last_publication(history: Sequence[StrengthStatistics]) -> str:
     )
 
 
-def _label_issues(issues: datasets.Dataset | None, with_sheet: bool) -> str:
+def _label_issues(issues: datasets.Dataset | None, with_sheet: bool, with_review: bool) -> str:
     if issues is None or len(issues) == 0:
         return ""
     suspects = sum(issues["suspect"])
     sheet = f" The most suspicious are shown in [{SHEET}]({SHEET})." if with_sheet else ""
+    review = (
+        f" Review them in [{REVIEW_PAGE}]({REVIEW_PAGE}) (download it and open it in a browser, offline): the data "
+        "map, the suspects as thumbnails, the class pairs they confuse; mark each keep, drop or relabel and export "
+        "the decisions file."
+        if with_review
+        else ""
+    )
     return (
         f"{suspects:,} of {len(issues):,} training examples ({suspects / len(issues):.1%}) are label-issue suspects "
-        f"(rule `{CUTOFF}`).{sheet} The full ranking: `sada-hf label-issues OUTPUT_DIR` or "
+        f"(rule `{CUTOFF}`).{sheet}{review} The full ranking: `sada-hf label-issues OUTPUT_DIR` or "
         "`SADATrainer.label_issues()`."
     )

@@ -7,6 +7,10 @@ file it lists is there with its size: a kill while the checkpoint is written lea
 an old checkpoint is deleted removes some of its files. Folders without a record (written by
 `transformers.Trainer` or sada_hf < 0.5) are complete when their `trainer_state.json`, which Trainer writes
 after the model, optimizer and RNG states, reads back.
+
+Resuming on its own (`resume_from_checkpoint=True`) takes only complete checkpoints. A checkpoint named by
+path is refused only if its save did not finish: its files may have been changed on purpose since (weights
+re-sharded, say), which the trainer then reports in a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ RECORD_FILE = "checkpoint_record.json"
 FORMAT = "sada_hf.checkpoint"
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")  # the folders Trainer's own resume considers
 _TEMPORARY = re.compile(r"^\..*\.tmp$")  # atomic_write's files before their rename
+_UNREADABLE = object()  # a record that does not read back
 
 
 @dataclass(frozen=True)
@@ -75,25 +80,51 @@ def last_complete(run_dir: str | os.PathLike) -> tuple[Checkpoint | None, list[C
     return None, skipped
 
 
-def incomplete_reason(folder: str | os.PathLike) -> str | None:
-    """Why the checkpoint in `folder` cannot be resumed from, or `None` if it is complete."""
-    folder = Path(folder)
-    record_path = folder / RECORD_FILE
-    if not record_path.is_file():
-        return _legacy_incomplete_reason(folder)
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        return f"its {RECORD_FILE} does not read back"
-    if not record.get("complete"):
-        return "it was still being written (the save was interrupted)"
+def changed_files(folder: str | os.PathLike) -> str | None:
+    """For a checkpoint whose save finished (its record closed), what differs from what was saved (a file
+    missing or of another size: a deletion was interrupted, or someone changed it since); else `None`."""
+    record = _record(Path(folder))
+    if not (isinstance(record, dict) and record.get("complete")):
+        return None
     for name, size in record.get("files", {}).items():
-        path = folder / name
+        path = Path(folder) / name
         if not path.is_file():
             return f"{name} is missing (the save or a deletion was interrupted)"
         if path.stat().st_size != size:
             return f"{name} has {path.stat().st_size} bytes, not the {size} it was saved with"
     return None
+
+
+def unfinished_reason(folder: str | os.PathLike) -> str | None:
+    """Why the save of the checkpoint in `folder` did not finish, or `None` if it did (its files may have
+    changed since: `changed_files`)."""
+    folder = Path(folder)
+    record = _record(folder)
+    if record is None:
+        return _legacy_incomplete_reason(folder)
+    if record is _UNREADABLE:
+        return f"its {RECORD_FILE} does not read back"
+    if not record.get("complete"):
+        return "it was still being written (the save was interrupted)"
+    return None
+
+
+def incomplete_reason(folder: str | os.PathLike) -> str | None:
+    """Why the checkpoint in `folder` cannot be resumed from, or `None` if it is complete: its save finished
+    and its files are as saved."""
+    return unfinished_reason(folder) or changed_files(folder)
+
+
+def _record(folder: Path):
+    """The folder's record as a dict, `None` if it has none, `_UNREADABLE` if it does not read back."""
+    path = folder / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return _UNREADABLE
+    return record if isinstance(record, dict) else _UNREADABLE
 
 
 def _legacy_incomplete_reason(folder: Path) -> str | None:

@@ -1,6 +1,6 @@
 """`sada-hf`: the command line. `sada-hf train [options]` fine-tunes an image classifier with SADA (the job
 in `job.py`); `sada-hf label-issues OUTPUT_DIR` ranks a run's training examples by how likely their label
-is wrong.
+is wrong; `sada-hf review OUTPUT_DIR [data options]` writes a run's review page.
 
 With no data or model options, `train` runs the embedded default: scikit-learn's bundled digits and a
 small ViT built from a config, offline, in a few minutes on two CPU cores.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 USAGE = """usage: sada-hf train [options]
        sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME] [--export FILE [--action drop|relabel]]
+       sada-hf review OUTPUT_DIR [data options of train] [--seed N]
 
 train         Fine-tune an image classifier with SADA (Sample-Aware Dynamic Augmentation).
               Run `sada-hf train --help` for every option (model, data, SADA and TrainingArguments).
@@ -22,7 +23,10 @@ label-issues  Rank the training examples of a SADA run (any strategy) from most 
               mislabelled and print the top K; the run drew the top suspects in
               OUTPUT_DIR/sada_label_issues.png. --export FILE writes the suspects as a
               decisions file (drop, or relabel to the suggested label) for
-              `sada-hf train --decisions FILE`."""
+              `sada-hf train --decisions FILE`.
+review        Write OUTPUT_DIR/sada_review.html, the page to review the suspects in a browser and export
+              the decisions file (every run writes one; this rewrites it). The images are read from the
+              training data: pass the data options and --seed the run was trained with."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +38,8 @@ def main(argv: list[str] | None = None) -> None:
         train(argv[1:])
     elif argv[0] == "label-issues":
         show_label_issues(argv[1:])
+    elif argv[0] == "review":
+        write_review(argv[1:])
     else:
         sys.exit(f"sada-hf: unknown command {argv[0]!r}\n\n{USAGE}")
 
@@ -155,6 +161,32 @@ def _draw_sheet(output_dir: Path, top, ranking: str, names: list[str]) -> None:
     sheet = output_dir / f"sada_label_issues_top_{len(top)}.png"
     contact_sheet(images, top, names, sheet, ranking)
     print(f"\nContact sheet of these {len(top)} suspects: {sheet}")
+
+
+def write_review(argv: list[str]) -> None:
+    """`sada-hf review OUTPUT_DIR [data options] [--seed N]`: write the run's review page, reading the
+    images from its training data loaded with the options it was trained with (`sada-hf train`'s data
+    options and seed). Bad input is one line naming the problem and the fix, never a traceback."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from .data import DataArguments, label_names, load_splits
+    from .review import write_run_review_page
+
+    parser = HfArgumentParser(DataArguments, prog="sada-hf review", description=write_review.__doc__)
+    parser.add_argument("output_dir", type=Path, help="the output_dir of a SADATrainer run")
+    parser.add_argument(
+        "--seed", type=int, default=TrainingArguments.seed, help="the run's --seed (its subsets and shuffles)"
+    )
+    data_args, options = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        train = load_splits(data_args, seed=options.seed)["train"]
+        names = label_names(train, data_args.label_column_name)
+        path = write_run_review_page(
+            options.output_dir, train, data_args.image_column_name, data_args.label_column_name, names
+        )
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"sada-hf review: {error}")
+    print(f"Wrote {path}: open it in a browser.")
 
 
 if __name__ == "__main__":

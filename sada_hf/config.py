@@ -120,7 +120,7 @@ class SADAConfig:
             "help": "What training does with the label-issue suspects (the cut-off's, re-decided at each "
             "publication from the training-step statistics against the given labels) from --label_issue_start "
             "on: 'keep' (train on every label as given), 'drop' (their loss stops counting) or 'relabel' (train "
-            "them on the class predicted at their last visit). One training instead of train, clean, retrain.",
+            "them on their suggested label, the class most of their training steps predicted). One training instead of train, clean, retrain.",
             "choices": list(LABEL_ISSUE_ACTIONS),
         },
     )

@@ -1,25 +1,115 @@
 """Local image-classification data as `datasets.Dataset`s with an `Image` feature, so that tests,
-benchmarks and the command line use the same code path as a Hub or `imagefolder` dataset."""
+benchmarks and the command line use the same code path as a Hub or `imagefolder` dataset; and the job's
+data options (`DataArguments`) with the splits they select."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import datasets
 import numpy as np
 
 from .decisions import apply_decisions
 from .identity import ROW_COLUMN, with_row_column
-
-if TYPE_CHECKING:
-    from .arguments import DataArguments
+from .transform import CROPS
 
 BUILTIN_DATASETS = ("digits", "cifar10")
 CIFAR10_ENV = "SADA_CIFAR10"
 _CIFAR10_FILE = "cifar10_jpeg_full.npz"
+
+
+@dataclass
+class DataArguments:
+    """Which images to train and evaluate on, and how to augment them."""
+
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A dataset on the Hub (or a local directory laid out like one)."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})
+    train_dir: str | None = field(default=None, metadata={"help": "An imagefolder of training images (class/image)."})
+    validation_dir: str | None = field(default=None, metadata={"help": "An imagefolder of evaluation images."})
+    builtin_dataset: str = field(
+        default="digits",
+        metadata={
+            "help": "Used when no dataset is named: 'digits' (scikit-learn's, bundled) or 'cifar10' (the JPEG "
+            "archive at $SADA_CIFAR10 or ../shared/data).",
+            "choices": list(BUILTIN_DATASETS),
+        },
+    )
+    examples_per_class: int | None = field(
+        default=None, metadata={"help": "cifar10: training images per class (a seeded stratified subset)."}
+    )
+    imbalance_ratio: float | None = field(
+        default=None,
+        metadata={
+            "help": "cifar10: a long-tailed training set (CIFAR-10-LT): --examples_per_class images (default "
+            "1000) of class 0 down to that many / ratio of class 9, exponentially (100: 1000 ... 10)."
+        },
+    )
+    classes: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "cifar10: keep only these classes, relabelled 0..K-1 in the order given (e.g. --classes airplane "
+            "automobile ship truck); with --imbalance_ratio the tail follows that order."
+        },
+    )
+    label_noise: str | None = field(
+        default=None,
+        metadata={
+            "help": "Flip a seeded share of the training labels to test label-error finding: 'symmetric:0.2' (a "
+            "fifth to another class, uniformly) or 'asymmetric:0.2' (cifar10: a fifth of truck, bird, deer, cat, dog "
+            "to automobile, airplane, horse, dog, cat). The labels before flipping go to a `clean_label` column."
+        },
+    )
+    decisions: str | None = field(
+        default=None,
+        metadata={
+            "help": "A decisions file (CSV or Parquet: row, id, given_label, action, label; docs/usage.md) to apply to "
+            "the training split before training: its drops left out, its relabels given their new label "
+            "(`sada-hf label-issues RUN --export FILE` writes one). Applied after --max_train_samples and "
+            "--label_noise, by each example's row; a file that does not fit the data is refused before training."
+        },
+    )
+    train_val_split: float = field(
+        default=0.15, metadata={"help": "Fraction of the training split held out when there is no evaluation split."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep this many training images."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep this many evaluation images."})
+    image_column_name: str = field(default="image", metadata={"help": "Column holding the images."})
+    label_column_name: str = field(default="label", metadata={"help": "Column holding the class ids."})
+    id_column_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column naming each training example (a file name, a key): label issues, the per-example "
+            "summary and decisions files carry it as `id` (default: the image's file path for an imagefolder)."
+        },
+    )
+    crop: str | None = field(
+        default=None,
+        metadata={
+            "help": "Base crop before the SADA op (default: random_resized_crop for a checkpoint of 224 pixels or "
+            "more, as in Hugging Face's example; random_crop otherwise, as on CIFAR).",
+            "choices": list(CROPS),
+        },
+    )
+    horizontal_flip: bool | None = field(
+        default=None, metadata={"help": "Flip with probability 1/2 (default: on, off for digits)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.dataset_name and (self.train_dir or self.validation_dir):
+            raise ValueError("Give either --dataset_name or --train_dir/--validation_dir, not both.")
+        if self.classes is not None and not (self.uses_builtin and self.builtin_dataset == "cifar10"):
+            raise ValueError("--classes selects classes of --builtin_dataset cifar10; other datasets keep theirs.")
+        if self.label_noise is not None:
+            parse_label_noise(self.label_noise)  # a clear error now, not after the data is loaded
+
+    @property
+    def uses_builtin(self) -> bool:
+        return self.dataset_name is None and self.train_dir is None
 
 
 def find_cifar10() -> Path:

@@ -12,14 +12,14 @@ from typing import Any
 from transformers import TrainingArguments, set_seed
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME, logging
 
-from .arguments import DataArguments, JobArguments, ModelArguments, parse_train_arguments
+from .arguments import JobArguments, ModelArguments, parse_train_arguments
 from .checkpoints import checkpoints, last_complete
 from .config import SADAConfig
-from .data import label_names, load_splits
+from .data import DataArguments, label_names, load_splits
 from .evaluation import build_compute_metrics
 from .modeling import build_model_and_processor
 from .trainer import SADATrainer
-from .transform import EvalTransform, SADATransform
+from .transform import EvalTransform, SADATransform, processor_size
 
 logger = logging.get_logger(f"transformers.{__name__}")
 
@@ -41,7 +41,9 @@ def main(argv: list[str]) -> dict[str, float]:
     model, processor = build_model_and_processor(model_args, labels)
 
     # Transforms: SADA for training (decode -> crop + flip -> SADA op -> pixel_values), plain for evaluation.
-    train_transform, eval_transform = build_transforms(data_args, processor, sada_config)
+    train_transform, eval_transform = build_transforms(
+        data_args, processor, sada_config, from_checkpoint=model_args.model_name_or_path is not None
+    )
     splits["train"].set_transform(train_transform)
     splits["validation"].set_transform(eval_transform)
 
@@ -64,16 +66,25 @@ def main(argv: list[str]) -> dict[str, float]:
     return train_evaluate_and_publish(trainer, model_args, data_args, training_args, resume)
 
 
-def build_transforms(data: DataArguments, processor: Any, config: SADAConfig) -> tuple[SADATransform, EvalTransform]:
-    """The training transform (SADA) and the matching evaluation transform."""
+def build_transforms(
+    data: DataArguments, processor: Any, config: SADAConfig, from_checkpoint: bool = False
+) -> tuple[SADATransform, EvalTransform]:
+    """The training transform (SADA) and the matching evaluation transform. Unless the options say
+    otherwise, a checkpoint of 224 pixels or more (pretrained on ImageNet-like images) is cropped with
+    RandomResizedCrop as Hugging Face's run_image_classification.py does; a small image pads and crops back,
+    as on CIFAR (RandomResizedCrop's 8% of a 32-pixel image is 9 pixels wide). Digits are not flipped: a
+    mirrored digit is another glyph."""
     flip = (
         data.horizontal_flip
         if data.horizontal_flip is not None
         else not (data.uses_builtin and data.builtin_dataset == "digits")
     )
+    crop = data.crop
+    if crop is None:
+        crop = "random_resized_crop" if from_checkpoint and min(processor_size(processor)) >= 224 else "random_crop"
     train = SADATransform(
         processor,
-        crop=data.crop,
+        crop=crop,
         horizontal_flip=flip,
         image_column=data.image_column_name,
         label_column=data.label_column_name,

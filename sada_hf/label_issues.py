@@ -65,14 +65,15 @@ CUTOFF = "right_under_quarter"
 
 def label_overrides(stats: dict[str, np.ndarray], action: str) -> np.ndarray:
     """What a run that acts on label issues trains each example on (`StrengthSchedule.label_overrides`):
-    `KEEP_LABEL` unless the cut-off flags it; a suspect gets `DROP_LABEL` ('drop') or the class predicted
-    at its last visit ('relabel'). `stats` are the training-step statistics against the given labels."""
+    `KEEP_LABEL` unless the cut-off flags it; a suspect gets `DROP_LABEL` ('drop') or its suggested label,
+    the class most of its training steps predicted ('relabel'). `stats` are the training-step statistics
+    against the given labels."""
     suspects = CUTOFFS[CUTOFF](stats)
-    overrides = np.full(len(suspects), KEEP_LABEL, dtype=np.int64)
+    overrides = np.full(len(suspects), KEEP_LABEL, dtype=np.int32)
     if action == "drop":
         overrides[suspects] = DROP_LABEL
     elif action == "relabel":
-        overrides[suspects] = stats["predicted"][suspects]
+        overrides[suspects] = stats["suggested"][suspects]
     else:
         raise ValueError(f"`action` must be 'drop' or 'relabel', got {action!r}.")
     return overrides

@@ -1,7 +1,7 @@
 """What a SADA run leaves in its output folder, drawn from its state and its training dataset: the
 per-example summary, the plots (strengths over training, strength per class, data map), the label-issue
-contact sheet (with thumbnails of the top suspects for sheets drawn later), and the SADA section of the model
-card."""
+contact sheet (with thumbnails of the top suspects for sheets drawn later), the review page, and the SADA
+section of the model card."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from .plots import (
     plot_data_map,
     plot_strength_history,
 )
+from .review import REVIEW_PAGE, write_review_page
 from .state import SADAState
 
 PLOTS = (STRENGTHS_PLOT, CLASS_STRENGTHS_PLOT, DATA_MAP_PLOT, SHEET)
@@ -59,9 +60,17 @@ class Report:
         return with_probe_statistics(self.state.summary(), output_dir)
 
     def write_all(self, output_dir: str | os.PathLike) -> list[str]:
-        """The summary (`sada_examples.parquet`, `sada_config.json`) and every plot; returns the plots' names."""
+        """The summary (`sada_examples.parquet`, `sada_config.json`), every plot and the review page
+        (`sada_review.html`); returns the plots' names."""
         self.state.save_summary(output_dir)
-        return self.draw_plots(output_dir)
+        plots = self.draw_plots(output_dir)
+        self.write_review_page(output_dir)
+        return plots
+
+    def write_review_page(self, output_dir: str | os.PathLike) -> Path:
+        """The page to review the label-issue suspects in a browser (`sada_hf.review`); returns its path."""
+        issues = rank_label_issues(self.statistics(output_dir))
+        return write_review_page(issues, self.train_dataset, self.image_column, self.class_names, output_dir)
 
     def draw_plots(self, output_dir: str | os.PathLike) -> list[str]:
         """Draw the plots there is something to draw for into `output_dir`; returns their file names."""
@@ -91,4 +100,5 @@ class Report:
         now if they are not there)."""
         plots = [name for name in PLOTS if Path(output_dir, name).is_file()] or self.draw_plots(output_dir)
         issues = rank_label_issues(self.statistics(output_dir))
-        update_model_card(Path(output_dir, "README.md"), self.state, plots, issues)
+        review = Path(output_dir, REVIEW_PAGE).is_file()
+        update_model_card(Path(output_dir, "README.md"), self.state, plots, issues, review)

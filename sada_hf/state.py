@@ -112,8 +112,8 @@ class SADAState:
         shard: Shard | None = None,
         all_gather: AllGather | None = None,
         timeline: Timeline | None = None,
-        decide_labels: DecideLabels | None = None,
         identity: dict[str, np.ndarray] | None = None,
+        decide_labels: DecideLabels | None = None,
     ) -> None:
         if config.augmentation_seed is None:
             raise ValueError(
@@ -146,21 +146,25 @@ class SADAState:
 
     @property
     def shard(self) -> Shard:
+        """Which examples this process keeps store rows for (i % W == rank)."""
         return self.store.shard
 
     @property
     def shared_nbytes(self) -> int:
-        """Bytes of the N-long vectors every process holds (strength tables, V, visits, dynamics)."""
+        """Bytes of the N-long vectors every process holds (strength and label tables, V, visits, dynamics)."""
         schedule = self.schedule
         tensors = [schedule.strengths, schedule.previous, schedule.visit_publication, self._variance, self._visits]
+        tensors += [schedule.label_overrides, schedule.previous_label_overrides]
         return sum(t.numel() * t.element_size() for t in tensors + list(self._dynamics.values()))
 
     @property
     def num_examples(self) -> int:
+        """N, the number of training examples."""
         return self.store.num_examples
 
     @property
     def num_labels(self) -> int:
+        """K, the number of classes."""
         return self.store.num_labels
 
     @property
@@ -194,7 +198,7 @@ class SADAState:
         """The label each example is trained on as of the last publication: its own, another class
         (relabelled) or -100 (dropped; see `SADAConfig.label_issue_action`)."""
         overrides = self.schedule.label_overrides
-        return torch.where(overrides == KEEP_LABEL, self.labels, overrides)
+        return torch.where(overrides == KEEP_LABEL, self.labels, overrides.to(torch.int64))
 
     @property
     def epoch(self) -> int:
@@ -203,22 +207,27 @@ class SADAState:
 
     @property
     def epochs_completed(self) -> int:
+        """Training-loop epochs closed so far."""
         return self.timeline.counters.epochs_completed
 
     @property
     def epoch_open(self) -> bool:
+        """Whether an epoch has begun and not yet ended."""
         return self.timeline.counters.epoch_open
 
     @property
     def probes_completed(self) -> int:
+        """Probes closed so far (0 with training-step influence)."""
         return self.timeline.counters.probes_completed
 
     @property
     def publications(self) -> int:
+        """How many times strengths were published."""
         return int(self.schedule.publications)
 
     @property
     def uses_probe(self) -> bool:
+        """Whether the influence comes from probes (`config.influence == 'probe'`)."""
         return self.config.influence == "probe"
 
     def reset(self, epoch: int = 0) -> None:

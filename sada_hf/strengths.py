@@ -108,9 +108,9 @@ class StrengthSchedule:
         publications (`torch.Tensor`, int64 scalar): how many times strengths were published.
         visit_publication (`torch.Tensor`, N, int64): the publication each example's visit in this epoch
             must see (0 everywhere unless strengths are published within epochs).
-        label_overrides (`torch.Tensor`, N, int64): the label each example is trained on, published with
+        label_overrides (`torch.Tensor`, N, int32): the label each example is trained on, published with
             the strengths: `KEEP_LABEL` (the dataset's), `DROP_LABEL` (its loss does not count) or a class.
-        previous_label_overrides (`torch.Tensor`, N, int64): those of the publication before.
+        previous_label_overrides (`torch.Tensor`, N, int32): those of the publication before.
     """
 
     def __init__(self, num_examples: int = 0) -> None:
@@ -119,7 +119,7 @@ class StrengthSchedule:
         self.previous = self.strengths.clone().share_memory_()
         self.publications = torch.zeros((), dtype=torch.int64).share_memory_()
         self.visit_publication = torch.zeros((num_examples,), dtype=torch.int64).share_memory_()
-        self.label_overrides = torch.full((num_examples,), KEEP_LABEL, dtype=torch.int64).share_memory_()
+        self.label_overrides = torch.full((num_examples,), KEEP_LABEL, dtype=torch.int32).share_memory_()
         self.previous_label_overrides = self.label_overrides.clone().share_memory_()
 
     def __deepcopy__(self, memo: dict) -> StrengthSchedule:

@@ -27,7 +27,7 @@ from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from transformers.utils import logging
 
-from .checkpoints import close_record, incomplete_reason, last_complete, open_record
+from .checkpoints import changed_files, close_record, incomplete_reason, last_complete, open_record, unfinished_reason
 from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import probe_rows, write_probe
@@ -146,12 +146,19 @@ class SADATrainer(Trainer):
         shard = Shard(len(raw), self.args.process_index, self.args.world_size)
         probe_every = config.probe_every if config.influence == "probe" else None
         timeline = Timeline(probe_every, self.args.gradient_accumulation_steps, self.args.ignore_data_skip)
+        identity = example_identity(raw, transform.image_column, transform.id_column)  # the user's row and id
         decide_labels = None
         if config.label_issue_action != "keep":  # act on label issues in this training (label_issues.py)
             decide_labels = functools.partial(label_overrides, action=config.label_issue_action)
-        identity = example_identity(raw, transform.image_column, transform.id_column)  # the user's row and id
         self.sada_state = SADAState(
-            labels, num_labels, config, shard, self._all_gather, timeline, decide_labels, identity=identity
+            labels,
+            num_labels,
+            config,
+            shard,
+            self._all_gather,
+            timeline,
+            identity=identity,
+            decide_labels=decide_labels,
         )
         self.train_dataset = with_transform(
             raw, transform.bound_to(self.sada_state.schedule, config), like=self.train_dataset
@@ -413,7 +420,8 @@ class SADATrainer(Trainer):
 
     def _checkpoint_to_resume(self, resume_from_checkpoint: str | bool | None) -> str | None:
         """The checkpoint `train(resume_from_checkpoint=...)` resumes from: `True` is the newest complete one
-        (skipping, with a warning each, incomplete ones); a path must be complete; `None` or `False` is none."""
+        (skipping, with a warning each, incomplete ones); a path must be one whose save finished (a warning
+        says if its files changed since); `None` or `False` is none."""
         if resume_from_checkpoint is None or resume_from_checkpoint is False:
             return None
         output_dir = self.args.output_dir
@@ -427,13 +435,21 @@ class SADATrainer(Trainer):
                     "from. Train without resume_from_checkpoint to start over."
                 )
             return str(checkpoint.path)
-        reason = incomplete_reason(resume_from_checkpoint) if os.path.isdir(resume_from_checkpoint) else None
+        if not os.path.isdir(resume_from_checkpoint):
+            return resume_from_checkpoint  # Trainer's own error names it
+        reason = unfinished_reason(resume_from_checkpoint)
         if reason is not None:
             complete, _ = last_complete(os.path.dirname(os.path.abspath(resume_from_checkpoint)))
             other = f"the last complete one is {complete.path}" if complete else "there is no complete one beside it"
             raise ValueError(
                 f"Cannot resume from {resume_from_checkpoint}: the checkpoint is incomplete ({reason}). Resume from "
                 f"another checkpoint ({other}), or pass resume_from_checkpoint=True for the last complete one."
+            )
+        changed = changed_files(resume_from_checkpoint)
+        if changed is not None:
+            logger.warning(
+                f"Resuming from {resume_from_checkpoint} as asked, although it differs from the checkpoint that was "
+                f"saved: {changed}."
             )
         return resume_from_checkpoint
 

@@ -1,9 +1,9 @@
 """Dataset transforms for `datasets.Dataset.set_transform`.
 
-`SADATransform` (training): decode -> base augmentation (random crop + horizontal flip) -> one op of
-the SADA space at the example's strength -> model input. Every random choice for a visit is drawn
-from a generator seeded by (seed, epoch, index) alone, so the same image comes out whatever the
-number of dataloader workers or processes. `EvalTransform`: decode -> resize -> model input.
+`SADATransform` (training): decode -> base augmentation (random crop + horizontal flip, or your own
+pipeline) -> one op of the SADA space at the example's strength -> model input. Every random choice for
+a visit is drawn from a generator seeded by (seed, epoch, index) alone, so the same image comes out
+whatever the number of dataloader workers or processes. `EvalTransform`: decode -> resize -> model input.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import copy
 import io
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +73,7 @@ class _ModelInput:
 
     def __init__(self, image_processor: Any, size: int | Sequence[int] | None, mean, std) -> None:
         if image_processor is not None:
-            size = size if size is not None else _processor_size(image_processor)
+            size = size if size is not None else processor_size(image_processor)
             if getattr(image_processor, "do_normalize", True):
                 mean = mean if mean is not None else image_processor.image_mean
                 std = std if std is not None else image_processor.image_std
@@ -93,7 +93,7 @@ class _ModelInput:
         return batch.permute(0, 3, 1, 2).contiguous().to(torch.float32).mul_(self._scale).add_(self._shift)
 
 
-def _processor_size(image_processor: Any) -> tuple[int, int]:
+def processor_size(image_processor: Any) -> tuple[int, int]:
     """Target size of an HF image processor, read as the HF image-classification example does."""
     size = image_processor.size
     if "shortest_edge" in size:
@@ -110,6 +110,7 @@ class Draw:
     warmup_strength: float
     flip: bool
     crop: tuple[int, int, int, int]  # left, top, right, bottom in the source frame
+    base_seed: int  # seeds torch's generator around `base_transforms` (drawn last, so older draws keep theirs)
 
 
 class SADATransform:
@@ -123,9 +124,14 @@ class SADATransform:
         image_processor: an HF image processor (e.g. `ViTImageProcessor`) to read size, mean and std from.
         size: output size, int or (height, width); overrides the processor's.
         mean, std: per-channel normalisation; override the processor's (default: none).
-        crop: base crop: 'random_crop' (pad `crop_padding` px, default size/8, and crop back, as on
-            CIFAR), 'random_resized_crop' (area `scale`, as on ImageNet) or 'none' (resize only).
-        horizontal_flip: flip with probability 1/2 (turn off for digits or text).
+        crop: base crop: 'random_crop' (the default: pad `crop_padding` px, default size/8, and crop back,
+            as on CIFAR), 'random_resized_crop' (area `scale`, as on ImageNet) or 'none' (resize only).
+        horizontal_flip: flip with probability 1/2 (the default; turn off for digits or text).
+        base_transforms: your own base augmentation instead of `crop` and `horizontal_flip`, PIL image in,
+            PIL image out (e.g. torchvision v2 `Compose([RandomResizedCrop(224), RandomHorizontalFlip()])`);
+            the SADA op follows it. Its draws come from torch's generator, seeded for each visit from
+            (seed, epoch, index) and restored afterwards; draws from Python's `random` or numpy are not
+            seeded. An output of another size is resized and centre-cropped to `size`.
         image_column, label_column, index_column: dataset column names.
         id_column: a column naming each example (a file name, a database key): label issues and the
             per-example summary carry it as `id` (default: the image's file path when the images are stored
@@ -140,16 +146,27 @@ class SADATransform:
         size: int | Sequence[int] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
-        crop: str = "random_crop",
+        crop: str | None = None,
         crop_padding: int | None = None,
         scale: tuple[float, float] = (0.08, 1.0),
-        horizontal_flip: bool = True,
+        horizontal_flip: bool | None = None,
+        base_transforms: Callable[[Image.Image], Image.Image] | None = None,
         image_column: str = "image",
         label_column: str = "label",
         index_column: str = "index",
         id_column: str | None = None,
         config: SADAConfig | None = None,
     ) -> None:
+        if base_transforms is not None and (crop is not None or horizontal_flip is not None):
+            raise ValueError(
+                "`base_transforms` replace `crop` and `horizontal_flip`: drop those two, or put the crop and "
+                "flip in your pipeline."
+            )
+        if base_transforms is not None and not callable(base_transforms):
+            raise TypeError(
+                f"`base_transforms` must be callable (PIL image in, PIL image out), got {base_transforms!r}."
+            )
+        crop = ("none" if base_transforms is not None else "random_crop") if crop is None else crop
         if crop not in CROPS:
             raise ValueError(f"`crop` must be one of {list(CROPS)}, got {crop!r}.")
         if not 0.0 < scale[0] <= scale[1] <= 1.0:
@@ -161,7 +178,8 @@ class SADATransform:
         if self.crop_padding < 0:
             raise ValueError(f"`crop_padding` must be >= 0, got {self.crop_padding}.")
         self.scale = tuple(scale)
-        self.horizontal_flip = horizontal_flip
+        self.horizontal_flip = base_transforms is None if horizontal_flip is None else horizontal_flip
+        self.base_transforms = base_transforms
         self.image_column = image_column
         self.label_column = label_column
         self.index_column = index_column
@@ -171,10 +189,12 @@ class SADATransform:
 
     @property
     def size(self) -> tuple[int, int]:
+        """Output size (height, width)."""
         return self.model_input.size
 
     @property
     def seed(self) -> int:
+        """Seed of the augmentation draws (`config.augmentation_seed`, 0 when unset)."""
         return 0 if self.config.augmentation_seed is None else self.config.augmentation_seed
 
     def bound_to(self, schedule: StrengthSchedule, config: SADAConfig) -> SADATransform:
@@ -220,19 +240,23 @@ class SADATransform:
         }
 
     def draw(self, rng: random.Random, image_size: tuple[int, int]) -> Draw:
-        """Every random choice of one visit, in a fixed order: op, sign, warm-up strength, flip, crop.
-        Each takes the same draws whatever the config, so strategies and op spaces compared at one
-        seed share their crops and flips; the op and sign do not depend on the image size."""
+        """Every random choice of one visit, in a fixed order: op, sign, warm-up strength, flip, crop,
+        the seed of `base_transforms`. Each takes the same draws whatever the config, so strategies and
+        op spaces compared at one seed share their crops and flips; the op and sign do not depend on the
+        image size."""
         op = self.config.ops[int(rng.random() * len(self.config.ops))]
         sign = 1 if rng.random() < 0.5 else -1
         warmup_strength = rng.random()
         flip = rng.random() < 0.5
-        return Draw(op, sign, warmup_strength, flip, self._crop_box(rng, image_size))
+        crop = self._crop_box(rng, image_size)
+        return Draw(op, sign, warmup_strength, flip, crop, base_seed=rng.getrandbits(63))
 
     def apply(self, image: Image.Image, draw: Draw, strength: float) -> Image.Image:
         """The deterministic pipeline for one visit: base augmentation, then the op at `strength`
         (NaN: warm-up strength)."""
-        if self.crop == "random_resized_crop":
+        if self.base_transforms is not None:
+            image = fit(self._user_base(image, draw.base_seed), self.size)
+        elif self.crop == "random_resized_crop":
             image = image.crop(draw.crop).resize((self.size[1], self.size[0]), _RESIZE)
         else:
             image = fit(image, self.size)
@@ -246,6 +270,19 @@ class SADATransform:
             warmup = self.config.warmup_strength
             strength = draw.warmup_strength if warmup is None else warmup
         return apply_op(image, draw.op, strength, draw.sign, self.config.magnitudes.get(draw.op))
+
+    def _user_base(self, image: Image.Image, seed: int) -> Image.Image:
+        """`base_transforms` with torch's generator seeded by the visit; the caller's generator state is
+        restored afterwards."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            image = self.base_transforms(image)
+        if not isinstance(image, Image.Image):
+            raise TypeError(
+                f"`base_transforms` must return a PIL image, got {type(image).__name__}: leave out ToImage, "
+                "ToDtype and Normalize (SADATransform makes the model input after the SADA op)."
+            )
+        return image
 
     def _crop_box(self, rng: random.Random, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
         height, width = self.size

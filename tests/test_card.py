@@ -18,6 +18,7 @@ from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform
 from sada_hf.card import sada_section
 from sada_hf.persistence import STATE_FILE, SUMMARY_FILE
 from sada_hf.plots import CLASS_STRENGTHS_PLOT, STRENGTHS_PLOT, class_strengths
+from sada_hf.review import REVIEW_PAGE
 
 from conftest import example_labels, tiny_vit, training_args
 
@@ -119,9 +120,11 @@ def test_push_to_hub_uploads_model_card_plots_and_summary(tmp_path, cifar_train,
         SUMMARY_FILE,
         STRENGTHS_PLOT,
         CLASS_STRENGTHS_PLOT,
+        REVIEW_PAGE,
     } <= files
     assert STATE_FILE not in files  # the N x K resumable state stays in checkpoints
     assert "## SADA augmentation" in (uploaded / "README.md").read_text()
+    assert f"]({REVIEW_PAGE})" in (uploaded / "README.md").read_text()  # the card links the page it comes with
     summary = pq.read_table(uploaded / SUMMARY_FILE).to_pydict()
     assert summary["visits"] == trainer.sada_state.visits.tolist()
     # Checkpoint pushes (hub_strategy "every_save") carry the summary of their checkpoint.

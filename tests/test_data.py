@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import sada_hf.data
-from sada_hf.arguments import DataArguments
 from sada_hf.data import (
     CIFAR10_LOOK_ALIKES,
+    DataArguments,
     find_cifar10,
     label_names,
     load_cifar10,

@@ -17,9 +17,11 @@ import pytest
 
 import sada_hf
 from sada_hf import SADAConfig
-from sada_hf.arguments import DataArguments, JobArguments, ModelArguments
+from sada_hf.arguments import JobArguments, ModelArguments
+from sada_hf.data import DataArguments
 from sada_hf.ops import OP_NAMES
 
+import api_reference
 import doc_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,12 +91,33 @@ def test_a_stale_results_table_is_rewritten_and_an_ambiguous_marker_refused():
         doc_tables.blocks("<!-- accuracy.py table model=resnet -->\n\n|\n\n<!-- end -->")
 
 
+def test_the_api_reference_is_what_the_docstrings_say():
+    assert api_reference.PAGE.read_text() == api_reference.render(), (
+        "docs/api.md differs from the docstrings: run python tools/api_reference.py"
+    )
+
+
+def test_the_api_reference_refuses_an_undocumented_member():
+    class Exported:
+        """Documented."""
+
+        def documented(self) -> int:
+            """One line."""
+            return 1
+
+        def undocumented(self) -> int:
+            return 2
+
+    with pytest.raises(ValueError, match="Exported.undocumented has no docstring"):
+        api_reference._entry("Exported", Exported)
+
+
 def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest -q" in README.read_text() and "python -m pytest -q" in ci
 
 
-def test_the_changelog_begins_at_the_packages_version():
+def test_the_changelog_and_the_citation_give_the_packages_version():
     """The newest released section is the package's version; only an `Unreleased` section may come before."""
     sections = re.findall(r"^## (\S+)", CHANGELOG.read_text(), re.M)
     released = sections[1:] if sections[:1] == ["Unreleased"] else sections
@@ -102,6 +125,8 @@ def test_the_changelog_begins_at_the_packages_version():
         f"CHANGELOG.md's newest released section is {released[:1]}, the package says {sada_hf.__version__}: "
         "add the section for this version (or bump __version__ in sada_hf/__init__.py)"
     )
+    cited = re.search(r'^version: "([^"]+)"', (ROOT / "CITATION.cff").read_text(), re.M)
+    assert cited and cited.group(1) == sada_hf.__version__, "CITATION.cff's version is not the package's"
 
 
 # --- links -------------------------------------------------------------------------------------------
@@ -206,6 +231,108 @@ def test_the_token_finder_skips_code_comments_and_variables():
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
 def test_no_drafting_token_is_left(page):
     assert not drafting_tokens(page.read_text()), f"{page.relative_to(ROOT)}: write the text these stand for"
+
+
+# --- only the project speaks ------------------------------------------------------------------------
+
+# How the project was made is no part of it: who lent what to which session, a helper's or an agent's
+# work, the tools used to fetch files, the day the machine was slow. A results row records its machine
+# and date; the pages say so once, in a table's footer.
+_MAKING = re.compile(
+    r"\b(?:lent|sessions?|helpers?|agents?|code-search|search tool)\b"
+    r"|\b(?:twice|\w+ times) as (?:slow|fast)\b|\ba day (?:this|the)\s+machine\b",
+    re.I,
+)
+
+
+def words_about_the_making(markdown: str) -> list[str]:
+    return [match.group(0) for match in _MAKING.finditer(markdown)]
+
+
+def test_the_making_finder_finds_its_words():
+    page = "No GPU was lent to the session; a helper's draft, fetched with a code-search tool, on a day this\nmachine ran twice as slow. The agent. A helpful assistant. Lentils."
+    assert words_about_the_making(page) == [
+        "lent", "session", "helper", "code-search", "a day this\nmachine", "twice as slow", "agent"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_the_pages_speak_only_of_the_project(page):
+    found = words_about_the_making(page.read_text())
+    assert not found, f"{page.relative_to(ROOT)} speaks of how the project was made: {found}"
+
+
+# --- figures that agree ----------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
+_MEMORY = re.compile(r"(\d[\d,]*(?:\.\d+)?) ?(?:GiB|MiB|KiB|GB|MB|KB)\b")
+_RESULT = re.compile(
+    r"AUROC[^.\n]{0,40}?\b(0\.\d{3})\b|(?<![\w.])([+-]\d+\.\d\d)\b|(?<![\w.+-])(\d+\.\d\d)(?= points)"
+)
+_TEST_COUNT = re.compile(r"\b(\d+) (?:tests )?passed\b")
+
+
+def running_text(markdown: str) -> str:
+    """The sentences of a page: no generated block, code, comment or table row (tables are printed)."""
+    text = _COMMENT.sub("", _prose(doc_tables.BLOCK.sub("", markdown)))
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("|"))
+
+
+def printed_figures(pages: dict[str, str]) -> tuple[set[str], set[str]]:
+    """The numbers the benchmarks print into the pages' generated blocks, and those of every table."""
+    generated = {n for text in pages.values() for _, _, made in doc_tables.blocks(text) for n in _NUMBER.findall(made)}
+    rows = [line for text in pages.values() for line in text.splitlines() if line.lstrip().startswith("|")]
+    return generated, generated | {n for line in rows for n in _NUMBER.findall(line)}
+
+
+def figures_that_disagree(pages: dict[str, str]) -> list[str]:
+    """Figures retyped in the running text that no benchmark prints: a memory size must be a number of some
+    table, an AUROC or a difference in points (signed, or its size) one of a generated block, and a test
+    count ("N passed") must stand on one page only (the others link to it)."""
+    generated, tabled = printed_figures(pages)
+    found, counts = [], {}
+    for name, text in pages.items():
+        prose = running_text(text)
+        found += [
+            f"{name}: {m.group(0)} (no table prints {m.group(1)})"
+            for m in _MEMORY.finditer(prose)
+            if m.group(1) not in tabled
+        ]
+        for m in _RESULT.finditer(prose):
+            value = m.group(1) or m.group(2) or m.group(3)
+            if value not in generated and not (m.group(3) and {f"+{value}", f"-{value}"} & generated):
+                found.append(f"{name}: {m.group(0).strip()} (no generated table prints {value})")
+        for count in set(_TEST_COUNT.findall(prose)):
+            counts.setdefault(count, []).append(name)
+    found += [f"{count} passed: on {', '.join(names)}" for count, names in counts.items() if len(names) > 1]
+    return found
+
+
+def test_the_figure_checker_finds_retyped_figures():
+    table = (
+        "<!-- label_errors.py headline -->\n\n"
+        + doc_tables.generate("label_errors.py headline", {})
+        + "\n\n<!-- end -->"
+    )
+    one = doc_tables.generate("label_errors.py headline", {}).splitlines()[3].split("|")[2].strip().split()[0]
+    pages = {
+        "a.md": f"{table}\n\nAUROC {one} here. 4.9 GiB of store; 373 tests passed.\n\n| x | 4.9 |\n",
+        "b.md": "AUROC 0.123 retyped; 4.8 GiB typed again, 9.87 points; 373 passed.\n```\n+9.99 in code\n```\n",
+    }
+    assert figures_that_disagree(pages) == [
+        "b.md: 4.8 GiB (no table prints 4.8)",
+        "b.md: AUROC 0.123 (no generated table prints 0.123)",
+        "b.md: 9.87 (no generated table prints 9.87)",
+        "373 passed: on a.md, b.md",
+    ]
+
+
+def test_figures_in_the_text_are_the_ones_the_benchmarks_print():
+    pages = {str(page.relative_to(ROOT)): page.read_text() for page in PAGES}
+    found = figures_that_disagree(pages)
+    assert not found, "figures typed by hand that disagree with what is printed (link to the table):\n" + "\n".join(
+        found
+    )
 
 
 # --- results files --------------------------------------------------------------------------------

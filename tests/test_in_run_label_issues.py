@@ -20,10 +20,11 @@ from sada_hf.strengths import DROP_LABEL, KEEP_LABEL
 from conftest import example_labels, tiny_resnet, training_args
 
 
-def test_suspects_are_dropped_or_given_their_last_prediction():
+def test_suspects_are_dropped_or_given_their_suggested_label():
     stats = {
         "correctness": np.array([0.1, 0.5, 0.2, np.nan, 0.0]),  # right on < a quarter of visits: suspect
-        "predicted": np.array([3, 1, 0, -1, 2]),
+        "predicted": np.array([1, 1, 2, -1, 2]),
+        "suggested": np.array([3, 1, 0, -1, 2]),  # the majority vote, not the last prediction
         "aum": np.array([-1.0, 0.3, -0.2, np.nan, -2.0]),
         "label": np.array([0, 1, 2, 3, 2]),
     }
@@ -48,7 +49,9 @@ def sharded_run(world_size: int, action: str, start_epoch: int, epochs: int = 4)
 
     def work(rank, all_gather):
         decide = functools.partial(label_overrides, action=action)
-        state = SADAState(example_labels(N, 6), 6, config(), Shard(N, rank, world_size), all_gather, None, decide)
+        state = SADAState(
+            example_labels(N, 6), 6, config(), Shard(N, rank, world_size), all_gather, decide_labels=decide
+        )
         state.label_issue_epoch = start_epoch
         published = []
         for batches in stream(epochs, seed=1):

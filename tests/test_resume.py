@@ -138,20 +138,16 @@ def test_checkpoint_without_sada_state_resumes_fresh_with_a_warning(tmp_path, ci
     assert [h.epoch for h in trainer.sada_state.history] == [3]
 
 
-@pytest.mark.parametrize("damage", ["truncate", "truncate_without_record", "other_dataset"])
+@pytest.mark.parametrize("damage", ["truncate", "other_dataset"])
 def test_bad_state_is_refused_before_training_or_writing(tmp_path, cifar_train, full_runs, damage):
     _, steps_dir, _ = full_runs["resnet"]
     checkpoint = tmp_path / "checkpoint-20"
     shutil.copytree(steps_dir / "checkpoint-20", checkpoint)
     dataset = cifar_train
-    if damage.startswith("truncate"):
+    if damage == "truncate":  # named by path, its closed record lets it through (with a warning) to the state
         path = checkpoint / STATE_FILE
         path.write_bytes(path.read_bytes()[:1000])
-        # The checkpoint's record catches it; without one (sada_hf < 0.5), reading the state does.
-        message = f"incomplete \\({STATE_FILE} has 1000 bytes, not the"
-        if damage == "truncate_without_record":
-            (checkpoint / RECORD_FILE).unlink()
-            message = "truncated or corrupt"
+        message = "truncated or corrupt"
     else:
         dataset = cifar_train.select(range(200))
         message = "written for 300 training examples, but this run has 200"

@@ -15,6 +15,7 @@ from PIL import Image
 from transformers import ViTImageProcessor
 
 from sada_hf import EvalTransform, SADAConfig, SADATransform
+from sada_hf.ops import apply_op
 from sada_hf.strengths import StrengthSchedule
 from sada_hf.transform import _visit_key, fit, to_rgb
 
@@ -54,6 +55,47 @@ def test_same_seed_epoch_index_gives_the_same_bytes_in_any_batch(rows):
     for other in (next_epoch, other_seed):
         differs = [not torch.equal(a, b) for a, b in zip(whole, other)]
         assert sum(differs) >= 6, differs
+
+
+def users_pipeline():
+    """The base augmentation of Hugging Face's run_image_classification.py, at 24 pixels."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomResizedCrop(24, scale=(0.3, 1.0)), v2.RandomHorizontalFlip()])
+
+
+def test_base_transforms_run_before_the_op_with_the_visits_draws(rows):
+    pipeline, config = users_pipeline(), SADAConfig(augmentation_seed=3, warmup_strength=0.8)
+    transform = SADATransform(size=24, mean=MEAN, std=STD, base_transforms=pipeline, config=config)
+    transform.set_epoch(2)
+    torch.manual_seed(123)
+    callers_state = torch.get_rng_state()
+    out = run(transform, rows)
+    assert torch.equal(torch.get_rng_state(), callers_state)  # the caller's draws are not consumed
+
+    by_hand = []
+    for image, index in zip(rows["image"], rows["index"]):
+        draw = transform.draw(random.Random(_visit_key(3, 2, index)), image.size)
+        torch.manual_seed(draw.base_seed)
+        cropped = pipeline(to_rgb(image))
+        by_hand.append(apply_op(cropped, draw.op, 0.8, draw.sign, config.magnitudes.get(draw.op)))
+    assert torch.equal(out, EvalTransform(size=24, mean=MEAN, std=STD)({"image": by_hand})["pixel_values"])
+
+    torch.manual_seed(999)  # another caller state, another batch order, a worker's pickled copy: the same images
+    assert torch.equal(run(transform, rows, positions=range(7, -1, -1)).flip(0), out)
+    assert torch.equal(run(pickle.loads(pickle.dumps(transform)), rows), out)
+    transform.set_epoch(3)
+    assert sum(not torch.equal(a, b) for a, b in zip(run(transform, rows), out)) >= 6
+
+
+def test_base_transforms_replace_crop_and_flip_and_must_return_an_image():
+    with pytest.raises(ValueError, match="`base_transforms` replace `crop` and `horizontal_flip`"):
+        SADATransform(size=24, crop="random_crop", base_transforms=users_pipeline())
+    with pytest.raises(TypeError, match="must be callable"):
+        SADATransform(size=24, base_transforms=[users_pipeline()])
+    to_tensor = SADATransform(size=24, base_transforms=lambda image: torch.zeros(3, 24, 24))
+    with pytest.raises(TypeError, match="must return a PIL image, got Tensor: leave out ToImage"):
+        to_tensor({"image": [Image.new("RGB", (32, 32))], "label": [0], "index": [0]})
 
 
 def test_model_input_is_to_tensor_and_normalise(rows):

@@ -89,7 +89,7 @@ def our_finder(output_dir: str, split, rankings: list[str]) -> dict:
 
 
 # The label each example's training steps suggest (label_issues' suggested_label), and the last step's guess.
-SUGGESTIONS = {"suggested": "suggested_label (majority vote)", "predicted": "predicted_label (last step)"}
+SUGGESTIONS = {"suggested": "suggested_label (weighted vote)", "predicted": "predicted_label (last step)"}
 
 
 def suggestion_scores(stats: dict, clean: np.ndarray, flipped: np.ndarray, suspects: np.ndarray) -> dict:

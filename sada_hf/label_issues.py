@@ -115,9 +115,9 @@ def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) 
     """The examples of `data_map`-style statistics, most suspicious first (by `RANKINGS[ranking_of(stats,
     ranking)]`: the rule's choice unless `ranking` names another), with `index` (the row in the training
     dataset), `row` (the row in the dataset the user passed, before the job's subsetting and shuffling) and
-    `id` (`identity.example_identity`; runs from sada_hf < 0.5 have neither), `given_label`, `suggested_label` (the class most
-    of its training steps predicted: `MarginStore`'s majority vote), `predicted_label` (at the last step), `aum`, `confidence`,
-    `variability`, `correctness`, `step_visits`, the probes' `probe_aum` and `probes` when the run had
+    `id` (`identity.example_identity`; runs from sada_hf < 0.5 have neither), `given_label`,
+    `suggested_label` (the class its training steps predicted most, later visits weighing more: `MarginStore`'s
+    vote), `predicted_label` (at the last step), `aum`, `confidence`, `variability`, `correctness`, `step_visits`, the probes' `probe_aum` and `probes` when the run had
     probes, the ranking's `score` and `suspect` (`CUTOFFS[CUTOFF]`). Examples never visited are left out."""
     visited = stats["step_visits"] > 0
     score = RANKINGS[ranking_of(stats, ranking)](stats)[visited]

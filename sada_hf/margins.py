@@ -2,7 +2,7 @@
 it computes anyway (no extra forward pass): the gold-label margin, whose mean over visits is the area under
 the margin (AUM, Pleiss et al. 2020), the gold-label probability, whose mean and standard deviation over
 visits are Dataset Cartography's confidence and variability (Swayamdipta et al. 2020), correctness, and a
-majority vote over the predicted classes that suggests a label."""
+majority vote over the predicted classes, later visits weighing more, that suggests a label."""
 
 from __future__ import annotations
 
@@ -34,10 +34,11 @@ class MarginStore(RowStore):
         visits (`torch.Tensor`, R, int32): recorded visits.
         last_epoch (`torch.Tensor`, R, int32): epoch of the last recorded visit (-1: never visited).
         predicted (`torch.Tensor`, R, int32): the predicted class at the last visit (-1: never visited).
-        vote_class, vote_count (`torch.Tensor`, R, int32): Boyer-Moore's majority vote over the predicted
-            classes (candidate, count; -1, 0 before the first visit). Its candidate is the suggested label: the
-            class predicted at most of the visits whenever one class was predicted at more than half of them,
-            else the survivor of the vote (a class predicted often); O(1) per example, where counting every
+        vote_class, vote_count (`torch.Tensor`, R, int32): a majority vote over the predicted classes in which
+            an example's k-th visit weighs k, so later visits (a better-trained model) count more: Boyer-Moore's
+            streaming vote with weights (candidate, count; -1, 0 before the first visit). Its candidate is the
+            suggested label: the class with more than half of the weight whenever there is one, else the
+            survivor of the vote (a class predicted often, late); O(1) per example, where counting every
             class would cost N x K.
     """
 
@@ -104,12 +105,15 @@ class MarginStore(RowStore):
         return int(rows.numel())
 
     def _vote(self, rows: torch.Tensor, predicted: torch.Tensor) -> None:
-        """One step of Boyer-Moore's majority vote per row (each row once): a new candidate where the count
-        is 0, else one more for the candidate if predicted again, one fewer if not."""
+        """One step of the weighted majority vote per row (each row once), the visit weighing its number w: as
+        if w unit votes for `predicted` arrived, each adding one for the candidate it names and removing one
+        from another, a new candidate taking over at 0."""
+        weight = self.visits.index_select(0, rows)  # already counts this visit
         candidate, count = self.vote_class.index_select(0, rows), self.vote_count.index_select(0, rows)
-        empty, agrees = count == 0, candidate == predicted
-        self.vote_class.index_copy_(0, rows, torch.where(empty, predicted, candidate))
-        self.vote_count.index_copy_(0, rows, torch.where(empty | agrees, count + 1, count - 1))
+        agrees, takes_over = candidate == predicted, (candidate != predicted) & (count < weight)
+        count = torch.where(agrees, count + weight, torch.where(takes_over, weight - count, count - weight))
+        self.vote_class.index_copy_(0, rows, torch.where(takes_over, predicted, candidate))
+        self.vote_count.index_copy_(0, rows, count)
 
     def summary(self) -> dict[str, torch.Tensor]:
         """Per owned example (float64; NaN before its first visit): `aum` (mean margin), `confidence` (mean

@@ -187,8 +187,8 @@ class SADAState:
         """Per example, from the training steps up to the last epoch end or publication: `aum` (mean
         gold-label margin), `confidence` (mean gold-label probability), `variability` (its standard
         deviation), `correctness` (share of visits right; NaN before the first visit for all four),
-        `step_visits`, `predicted` (the class predicted at the last visit) and `suggested` (the class most of its
-        visits predicted: `MarginStore`'s majority vote; -1 before the first visit for both)."""
+        `step_visits`, `predicted` (the class predicted at the last visit) and `suggested` (the class its visits
+        predicted most, later ones weighing more: `MarginStore`'s vote; -1 before the first visit for both)."""
         dynamics = {name: tensor.numpy().copy() for name, tensor in self._dynamics.items()}
         dynamics["step_visits"] = dynamics.pop("visits")
         return dynamics

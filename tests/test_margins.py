@@ -107,15 +107,16 @@ def test_wrong_saved_rows_are_refused_without_changing_anything():
         assert torch.equal(tensor, before[name])
 
 
-def test_the_suggested_label_is_the_majority_vote_of_a_hand_computed_sequence():
-    # predictions per epoch of 3 examples (labels 0): Boyer-Moore's (candidate, count) after each visit
-    predicted = [[1, 2, 0], [1, 0, 0], [2, 0, 1], [1, 0, 2], [2, 1, 2]]
-    # ex. 0: (1,1) (1,2) (1,1) (1,2) (1,1) -> 1 (3 of 5 visits); ex. 1: (2,1) (2,0) (0,1) (0,2) (0,1) -> 0 (3 of 5);
-    # ex. 2: (0,1) (0,2) (0,1) (0,0) (2,1) -> 2: no class won over half, the vote's survivor
-    store = MarginStore(torch.zeros(3, dtype=torch.int64))
+def test_the_suggested_label_is_the_weighted_majority_vote_of_a_hand_computed_sequence():
+    # predictions per epoch of 4 examples (labels 0); the k-th visit weighs k; (candidate, count) after each visit
+    predicted = [[1, 2, 0, 1], [1, 0, 0, 2], [2, 0, 1, 0], [1, 0, 2, 1], [2, 1, 2, 2]]
+    # ex. 0: (1,1) (1,3) (1,0) (1,4) (2,1) -> 2: weight 3 + 5 = 8 of 15 (class 1 was predicted more often, earlier)
+    # ex. 1: (2,1) (0,1) (0,4) (0,8) (0,3) -> 0: 9 of 15; ex. 2: (0,1) (0,3) (0,0) (2,4) (2,9) -> 2: 9 of 15
+    # ex. 3: (1,1) (2,1) (0,2) (1,2) (2,3) -> 2: no class has over half (5, 7, 3 of 15), the vote's survivor
+    store = MarginStore(torch.zeros(4, dtype=torch.int64))
     for epoch, classes in enumerate(predicted):
-        store.update(torch.arange(3), torch.nn.functional.one_hot(torch.tensor(classes), 3).float(), epoch)
-    assert store.summary()["suggested"].tolist() == [1.0, 0.0, 2.0]
-    assert store.vote_count.tolist() == [1, 1, 1]
+        store.update(torch.arange(4), torch.nn.functional.one_hot(torch.tensor(classes), 3).float(), epoch)
+    assert store.summary()["suggested"].tolist() == [2.0, 0.0, 2.0, 2.0]
+    assert store.vote_count.tolist() == [1, 3, 9, 3]
     store.reset()
-    assert store.summary()["suggested"].tolist() == [-1.0, -1.0, -1.0]
+    assert store.summary()["suggested"].tolist() == [-1.0] * 4

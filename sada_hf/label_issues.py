@@ -66,7 +66,7 @@ CUTOFF = "right_under_quarter"
 def label_overrides(stats: dict[str, np.ndarray], action: str) -> np.ndarray:
     """What a run that acts on label issues trains each example on (`StrengthSchedule.label_overrides`):
     `KEEP_LABEL` unless the cut-off flags it; a suspect gets `DROP_LABEL` ('drop') or its suggested label,
-    the class most of its training steps predicted ('relabel'). `stats` are the training-step statistics
+    the class its training steps predicted most ('relabel'). `stats` are the training-step statistics
     against the given labels."""
     suspects = CUTOFFS[CUTOFF](stats)
     overrides = np.full(len(suspects), KEEP_LABEL, dtype=np.int32)

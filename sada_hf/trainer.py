@@ -65,9 +65,9 @@ class SADATrainer(Trainer):
 
     Accepts everything `Trainer` does, plus `sada_config` (default: the transform's config) and
     `logit_adjustment` (tau >= 0: train on logits + tau * log(class prior), for long-tailed data; 0, the
-    default, is plain cross-entropy). Beyond `Trainer`: datasets with a `set_transform` work with `remove_unused_columns=True`, any collator that
-    takes a list of feature dicts works unchanged (the index is set aside and put back), and resuming
-    restores the SADA state.
+    default, is plain cross-entropy). Beyond `Trainer`: datasets with a `set_transform` work with
+    `remove_unused_columns=True`, any collator that takes a list of feature dicts works unchanged (the index
+    is set aside and put back), and resuming restores the SADA state.
 
     With any other training dataset SADA is inactive and this is `Trainer`, with one difference kept on
     purpose: resuming a model whose checkpoint keys are renamed on save (ViT, transformers#43701) reloads

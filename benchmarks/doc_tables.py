@@ -9,7 +9,8 @@ A generated table sits between a marker that names what prints it and `<!-- end 
     <!-- end -->
 
 `accuracy.py headline`, `accuracy.py table FIELD=VALUE ...` (the one comparison with those settings),
-`label_errors.py headline`, `label_errors.py table FIELD=VALUE ...` (the one cell), `store_shards.py table`
+`label_errors.py headline`, `label_errors.py acting` (what acting on the suspects buys, every cell),
+`label_errors.py table FIELD=VALUE ...` (the one cell), `store_shards.py table`
 (store traffic) and `store_shards.py memory` (memory per process, from the code). After a run:
 
     python benchmarks/doc_tables.py            # rewrites every block from benchmarks/results/
@@ -61,13 +62,16 @@ def generate(command: str, fields: dict) -> str:
         return accuracy.comparison_markdown(groups, accuracy.find_comparison(groups, fields))
     if command == "label_errors.py headline":
         return label_errors.headline_markdown(label_errors.grouped(label_errors.RESULTS))
+    if command == "label_errors.py acting":
+        return label_errors.acting_headline_markdown(label_errors.grouped(label_errors.RESULTS))
     if command == "label_errors.py table":
         groups = label_errors.grouped(label_errors.RESULTS)
         return label_errors.cell_markdown(groups[label_errors.find_cell(groups, fields)])
     if command in _STORE_SHARDS:
         return _STORE_SHARDS[command]()
     raise ValueError(
-        f"Unknown generated table {command!r}: use accuracy.py or label_errors.py (headline or table), or "
+        f"Unknown generated table {command!r}: use accuracy.py (headline or table), label_errors.py (headline, acting "
+        f"or table), or "
         f"one of {sorted(_STORE_SHARDS)}"
     )
 

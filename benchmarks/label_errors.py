@@ -20,9 +20,11 @@ Scores: AUROC of the ranking for "flipped", precision at k = the true number of 
 count, precision, recall and F1 of each cut-off (ours: every rule of `sada_hf.label_issues.CUTOFFS`), and for
 our runs how often the suggested label (and the last step's guess) is the true label, on the flipped
 examples, the suspects and the flipped suspects.
-Acting on them (`--finders retrain-drop retrain-relabel`, not run by default): one default run, its suspects
-dropped or relabelled to their suggested label (`sada-hf label-issues --export`), one more training on the
-cleaned split (`sada-hf train --decisions`); its test accuracy and the wrong labels left.
+Acting on them (rule 10 of docs/results.md; `--finders` from `ACTING`, not run by default), every training
+with TrivialAugment: the noisy run that finds the suspects, the clean ceiling, an oracle that drops exactly
+the flipped, our suspects dropped or relabelled and one more training (`sada-hf label-issues --export`,
+`sada-hf train --decisions`), our in-run option from half-way, and cleanlab's prune-and-retrain; the test
+accuracy of each, the share of the noise's cost it recovers and the wrong labels it leaves.
 Minutes are wall-clock training time per finder.
 """
 
@@ -104,7 +106,7 @@ def suggestion_scores(stats: dict, clean: np.ndarray, flipped: np.ndarray, suspe
     }  # fmt: skip
 
 
-def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
+def default_run(options: argparse.Namespace, seed: int, wanted: list[str]) -> list[dict]:
     """`sada-train-step`: the training steps' AUM of one default run (no probe)."""
     from sada_hf.cli import train
 
@@ -119,7 +121,7 @@ def default_run(options: argparse.Namespace, seed: int) -> list[dict]:
     return [{**row, "accuracy": metrics["eval_accuracy"]}]
 
 
-def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
+def one_probe_run(options: argparse.Namespace, seed: int, wanted: list[str]) -> list[dict]:
     """`sada-probe-run` and `aum-package` from one probe SADA run."""
     from aum import AUMCalculator
 
@@ -173,8 +175,9 @@ def one_probe_run(options: argparse.Namespace, seed: int) -> list[dict]:
     ]
 
 
-def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict:
-    """`cleanlab-5-fold`: out-of-fold probabilities from `folds` trainings with TrivialAugment."""
+def cleanlab_run(options: argparse.Namespace, seed: int, wanted: list[str], folds: int = 5) -> list[dict]:
+    """`cleanlab-5-fold`: out-of-fold probabilities from `folds` trainings with TrivialAugment; and
+    `cleanlab-prune`: its `find_label_issues` dropped, then one more training (cleanlab's prune-and-retrain)."""
     import torch
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
@@ -212,58 +215,169 @@ def cleanlab_run(options: argparse.Namespace, seed: int, folds: int = 5) -> dict
     flipped = labels != np.asarray(split["clean_label"])
     quality = get_label_quality_scores(labels, probabilities)
     flagged = find_label_issues(labels, probabilities)
+    command = typed(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5"
+    rows = [
+        {
+            "finder": "cleanlab-5-fold",
+            "rankings": {"label_quality": scores(flipped, -quality)},
+            "cutoffs": {"find_label_issues": cutoff_scores(flipped, flagged)},
+            "minutes": minutes,
+            "trainings": folds,
+            "command": command,
+        }
+    ]
+    if "cleanlab-prune" in wanted:
+        decisions = drops(split, flagged)
+        accuracy, retraining, again = retrain(options, seed, decisions)
+        clean, wrong = noise_of(split)
+        row = {"finder": "cleanlab-prune", "accuracy": accuracy, "acted": acted_on(decisions, clean, wrong)}
+        command = f"{command}; then {again}  # FILE: find_label_issues, dropped"
+        rows.append({**row, "minutes": minutes + retraining, "trainings": folds + 1, "command": command})
+    return rows
+
+
+# Acting on the suspects (rule 10): id -> the table's title. Every training uses TrivialAugment, the README's
+# advice for noisy labels, so the noisy run is both the baseline and the run that finds the suspects.
+ACTING = {
+    "noisy": "noisy labels",
+    "retrain-drop": "drop, train again",
+    "retrain-relabel": "relabel, train again",
+    "in-run-drop": "drop in-run",
+    "in-run-relabel": "relabel in-run",
+    "cleanlab-prune": "cleanlab prune, train again",
+    "oracle-drop": "oracle drop",
+    "clean": "clean labels",
+}
+ACTING_STRATEGY = "trivialaugment"
+IN_RUN = {"in-run-drop": "drop", "in-run-relabel": "relabel"}
+IN_RUN_START = 0.5  # --label_issue_start: the share of the epochs after which the in-run option acts
+
+
+def timed_train(argv: list[str]) -> tuple[float, float]:
+    """Test accuracy and minutes of one `sada-hf train argv`."""
+    from sada_hf.cli import train
+
+    start = time.time()
+    metrics = train(argv)
+    return metrics["eval_accuracy"], (time.time() - start) / 60
+
+
+def retrain(options: argparse.Namespace, seed: int, decisions: dict) -> tuple[float, float, str]:
+    """Test accuracy, minutes and command of one training on the split cleaned by `decisions`."""
+    from sada_hf.decisions import write_decisions
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_decisions(Path(folder, "decisions.csv"), decisions)
+        argv = train_argv(options, ACTING_STRATEGY, seed, str(Path(folder, "run")))
+        accuracy, minutes = timed_train([*argv, "--decisions", str(path)])
+    return accuracy, minutes, typed(argv[:-2]) + " --decisions FILE"
+
+
+def drops(split, rows: np.ndarray) -> dict:
+    """Decisions that drop the training split's `rows` (positions)."""
+    rows = np.flatnonzero(rows)
     return {
-        "finder": "cleanlab-5-fold",
-        "rankings": {"label_quality": scores(flipped, -quality)},
-        "cutoffs": {"find_label_issues": cutoff_scores(flipped, flagged)},
-        "minutes": minutes,
-        "trainings": folds,
-        "command": typed(argv[:-2]) + f"  # on each of {folds} stratified folds' 4/5",
+        "row": np.asarray(split["row"])[rows].tolist(),
+        "given_label": np.asarray(split["label"])[rows].tolist(),
+        "action": ["drop"] * len(rows),
+        "label": [None] * len(rows),
     }
 
 
-# Acting on the suspects of one default run, then training again on the cleaned split: finder -> the action.
-RETRAINS = {"retrain-drop": "drop", "retrain-relabel": "relabel"}
+def noise_of(split) -> tuple[dict, int]:
+    """The true label of each row of a noisy training split, and how many of its labels are wrong."""
+    clean = dict(zip(split["row"], split["clean_label"]))
+    return clean, int(np.sum(np.asarray(split["label"]) != np.asarray(split["clean_label"])))
 
 
-def act_and_retrain(options: argparse.Namespace, seed: int) -> list[dict]:
-    """`retrain-drop` and `retrain-relabel`: one default run, its suspects exported as decisions (dropped, or
-    relabelled to their suggested label; `sada-hf label-issues RUN --export FILE --action ...`), then one more
-    training on each cleaned split (`sada-hf train --decisions FILE`): two trainings each."""
+def find_and_retrain(options: argparse.Namespace, seed: int, wanted: list[str]) -> list[dict]:
+    """`noisy`, `retrain-drop` and `retrain-relabel`: one noisy run, its suspects exported as decisions (dropped,
+    or relabelled to their suggested label), and one more training on each cleaned split."""
     from sada_hf import label_issues
-    from sada_hf.cli import train
-    from sada_hf.decisions import suspects_to_decisions, write_decisions
+    from sada_hf.decisions import suspects_to_decisions
 
-    rows = []
     with tempfile.TemporaryDirectory() as first:
-        argv = train_argv(options, "sada_rank", seed, first)
-        start = time.time()
-        train(argv)
-        finding = (time.time() - start) / 60
+        argv = train_argv(options, ACTING_STRATEGY, seed, first)
+        accuracy, finding = timed_train(argv)
         issues = label_issues(first)
-        split = training_split(argv)
-        clean = dict(zip(split["row"], split["clean_label"]))
-        flipped = int(np.sum(np.asarray(split["label"]) != np.asarray(split["clean_label"])))
-        for finder, action in RETRAINS.items():
-            decisions = suspects_to_decisions(issues, action)
-            with tempfile.TemporaryDirectory() as second:
-                path = write_decisions(Path(second, "decisions.csv"), decisions)
-                retrain = train_argv(options, "sada_rank", seed, str(Path(second, "run")))
-                start = time.time()
-                metrics = train([*retrain, "--decisions", str(path)])
-                minutes = finding + (time.time() - start) / 60
-            command = typed(retrain[:-2]) + f" --decisions FILE  # FILE: --export --action {action}"
+    clean, flipped = noise_of(training_split(argv))
+    rows = [{"finder": "noisy", "accuracy": accuracy, "minutes": finding, "trainings": 1, "command": typed(argv[:-2])}]
+    for finder in ("retrain-drop", "retrain-relabel"):
+        if finder in wanted:
+            decisions = suspects_to_decisions(issues, finder.removeprefix("retrain-"))
+            accuracy, minutes, command = retrain(options, seed, decisions)
             rows.append(
                 {
                     "finder": finder,
-                    "accuracy": metrics["eval_accuracy"],
+                    "accuracy": accuracy,
                     "acted": acted_on(decisions, clean, flipped),
-                    "minutes": minutes,
+                    "minutes": finding + minutes,
                     "trainings": 2,
-                    "command": command,
+                    "command": command + f"  # FILE: sada-hf label-issues RUN --export FILE --action {finder[8:]}",
                 }
             )
     return rows
+
+
+def in_run(options: argparse.Namespace, seed: int, wanted: list[str]) -> list[dict]:
+    """`in-run-drop` and `in-run-relabel`: one training each that acts on its suspects from `IN_RUN_START`."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for finder, action in IN_RUN.items():
+        if finder not in wanted:
+            continue
+        with tempfile.TemporaryDirectory() as output_dir:
+            argv = train_argv(options, ACTING_STRATEGY, seed, output_dir)
+            argv += ["--label_issue_action", action, "--label_issue_start", str(IN_RUN_START)]
+            accuracy, minutes = timed_train(argv)
+            summary = pq.read_table(
+                Path(output_dir, "sada_examples.parquet"), columns=["row", "label", "training_label"]
+            )
+        clean, flipped = noise_of(training_split(argv))
+        given, trained = summary["label"].to_numpy(), summary["training_label"].to_numpy()
+        changed = trained != given
+        decisions = {
+            "row": summary["row"].to_numpy()[changed].tolist(),
+            "given_label": given[changed].tolist(),
+            "action": ["drop" if t < 0 else "relabel" for t in trained[changed]],
+            "label": [None if t < 0 else int(t) for t in trained[changed]],
+        }
+        command = typed(argv[: argv.index("--output_dir")] + argv[argv.index("--output_dir") + 2 :])
+        row = {"finder": finder, "accuracy": accuracy, "acted": acted_on(decisions, clean, flipped)}
+        rows.append({**row, "minutes": minutes, "trainings": 1, "command": command})
+    return rows
+
+
+def clean_run(options: argparse.Namespace, seed: int, wanted: list[str]) -> list[dict]:
+    """`clean`: the same images with their true labels (the ceiling)."""
+    options = argparse.Namespace(**{**vars(options), "label_noise": None})
+    with tempfile.TemporaryDirectory() as output_dir:
+        argv = train_argv(options, ACTING_STRATEGY, seed, output_dir)
+        accuracy, minutes = timed_train(argv)
+    return [{"finder": "clean", "accuracy": accuracy, "minutes": minutes, "trainings": 1, "command": typed(argv[:-2])}]
+
+
+def oracle_run(options: argparse.Namespace, seed: int, wanted: list[str]) -> list[dict]:
+    """`oracle-drop`: exactly the flipped examples dropped, then one training."""
+    split = training_split(train_argv(options, ACTING_STRATEGY, seed, "unused"))
+    clean, flipped = noise_of(split)
+    decisions = drops(split, np.asarray(split["label"]) != np.asarray(split["clean_label"]))
+    accuracy, minutes, command = retrain(options, seed, decisions)
+    row = {"finder": "oracle-drop", "accuracy": accuracy, "acted": acted_on(decisions, clean, flipped)}
+    return [{**row, "minutes": minutes, "trainings": 1, "command": command + "  # FILE: the flipped, dropped"}]
+
+
+# The trainings that make each finder's rows: finders made by one job share its trainings.
+JOBS = {
+    ("sada-train-step",): default_run,
+    ("sada-probe-run", "aum-package"): one_probe_run,
+    ("noisy", "retrain-drop", "retrain-relabel"): find_and_retrain,
+    ("clean",): clean_run,
+    ("oracle-drop",): oracle_run,
+    tuple(IN_RUN): in_run,
+    ("cleanlab-5-fold", "cleanlab-prune"): cleanlab_run,
+}
 
 
 def acted_on(decisions: dict, clean: dict, flipped: int) -> dict:
@@ -298,18 +412,13 @@ def run(options: argparse.Namespace) -> None:
         "epochs": options.epochs,
     }
     for seed in options.seeds:
-        jobs = {
-            ("sada-train-step",): default_run,
-            ("sada-probe-run",): one_probe_run,
-            ("cleanlab-5-fold",): cleanlab_run,
-            tuple(RETRAINS): act_and_retrain,
-        }
-        for finders, job in jobs.items():
-            wanted = [f for f in finders if f in options.finders]
-            if not wanted or all(key({**common, "finder": f, "seed": seed}) in done for f in wanted):
+        for finders, job in JOBS.items():
+            wanted = [
+                f for f in finders if f in options.finders and key({**common, "finder": f, "seed": seed}) not in done
+            ]
+            if not wanted:
                 continue
-            produced = job(options, seed)
-            for row in produced if isinstance(produced, list) else [produced]:
+            for row in job(options, seed, wanted):
                 row = {
                     **common,
                     **row,
@@ -317,6 +426,9 @@ def run(options: argparse.Namespace) -> None:
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                     "date": time.strftime("%Y-%m-%d"),
                 }
+                if key(row) in done:  # made on the way to a wanted one, and already in the results
+                    continue
+                done.add(key(row))
                 with results.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 found = (
@@ -402,17 +514,20 @@ def cell_markdown(group: list[dict]) -> str:
                 )
     if paired:
         lines += ["", "| AUROC, paired | mean | per seed | seeds at least as good |", "|---|---|---|---|", *paired]
-    lines += suggestion_lines(group) + retrain_lines(group)
+    lines += suggestion_lines(group) + acting_lines(group)
     ranked = [r for r in group if "rankings" in r]
-    k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in ranked)
     accuracy = {f: [100 * r["accuracy"] for r in group if r["finder"] == f and "accuracy" in r] for f in OURS}
-    lines.append(
-        f"\nFlipped labels: {k:.0f} of {10 * group[0]['examples_per_class']}. Test accuracy: "
-        + "; ".join(
-            f"{f} {statistics.mean(a):.2f}% ({len(a)} seed{'s' * (len(a) > 1)})" for f, a in accuracy.items() if a
+    if ranked:
+        k = statistics.mean(r["rankings"][next(iter(r["rankings"]))]["k"] for r in ranked)
+        lines.append(f"\nFlipped labels: {k:.0f} of {10 * group[0]['examples_per_class']}.")
+    if any(accuracy.values()):
+        lines.append(
+            "Test accuracy of our runs: "
+            + "; ".join(
+                f"{f} {statistics.mean(a):.2f}% ({len(a)} seed{'s' * (len(a) > 1)})" for f, a in accuracy.items() if a
+            )
+            + "."
         )
-        + "."
-    )
     return "\n".join(lines)
 
 
@@ -441,19 +556,62 @@ def suggestion_lines(group: list[dict]) -> list[str]:
     return _table([*columns, "seeds"], rows)
 
 
-def retrain_lines(group: list[dict]) -> list[str]:
-    """Acting on the suspects: test accuracy after training again, and the wrong labels before and after."""
+def accuracy_by_seed(group: list[dict], finder: str) -> dict[int, float]:
+    """Test accuracy (%) of `finder`'s runs by seed."""
+    return {r["seed"]: 100 * r["accuracy"] for r in group if r["finder"] == finder and "accuracy" in r}
+
+
+def recovered_shares(group: list[dict], finder: str) -> dict[int, float]:
+    """Per seed with a noisy and a clean run: the share of the noise's cost `finder` recovers,
+    (accuracy - noisy) / (clean - noisy)."""
+    noisy, clean, mine = (accuracy_by_seed(group, f) for f in ("noisy", "clean", finder))
+    return {s: (mine[s] - noisy[s]) / (clean[s] - noisy[s]) for s in sorted(set(mine) & set(noisy) & set(clean))}
+
+
+def acting_lines(group: list[dict]) -> list[str]:
+    """Acting on the suspects: each way's test accuracy, share of the noise's cost recovered, wrong labels left
+    and cost; then the paired differences rule 10 reads."""
     rows = []
-    for finder in RETRAINS:
+    for finder, title in ACTING.items():
         runs = [r for r in group if r["finder"] == finder]
-        if runs:
-            before, after = (statistics.mean(r["acted"][n] for r in runs) for n in ("wrong_before", "wrong_after"))
-            rows.append(
-                f"| {finder} | {runs[0]['trainings']} | {statistics.mean(100 * r['accuracy'] for r in runs):.2f}% "
-                f"| {before:.0f} -> {after:.0f} | {len(runs)} | {statistics.median(r['minutes'] for r in runs):.1f} |"
+        if not runs:
+            continue
+        accuracy = list(accuracy_by_seed(group, finder).values())
+        shares = recovered_shares(group, finder)
+        share = (
+            "-"
+            if finder in ("noisy", "clean") or not shares
+            else (f"{statistics.mean(shares.values()):.2f} ({' / '.join(f'{v:.2f}' for v in shares.values())})")
+        )
+        acted = [r["acted"] for r in runs if "acted" in r]
+        wrong = (
+            f"{statistics.mean(a['wrong_before'] for a in acted):.0f} -> {statistics.mean(a['wrong_after'] for a in acted):.0f}"
+            if acted
+            else "-"
+        )
+        rows.append(
+            f"| {finder}: {title} | {runs[0]['trainings']} | {statistics.median(r['minutes'] for r in runs):.1f} "
+            f"| {statistics.mean(accuracy):.2f} ± {statistics.stdev(accuracy) if len(accuracy) > 1 else 0:.2f} "
+            f"| {share} | {wrong} | {len(runs)} |"
+        )
+    columns = ["acting on the suspects", "trainings", "minutes (median)", "test accuracy (%)"]
+    lines = _table([*columns, "recovered share (per seed)", "wrong labels before -> after", "seeds"], rows)
+    pairs = [
+        ("retrain-relabel", "retrain-drop"),
+        ("in-run-drop", "retrain-drop"),
+        ("in-run-relabel", "retrain-relabel"),
+    ]
+    pairs += [(ours, "cleanlab-prune") for ours in ("retrain-drop", "retrain-relabel", *IN_RUN)]
+    paired = []
+    for finder, other in pairs:
+        mine, theirs = accuracy_by_seed(group, finder), accuracy_by_seed(group, other)
+        differences = [mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))]
+        if differences:
+            paired.append(
+                f"| {finder} - {other} | {statistics.mean(differences):+.2f} "
+                f"| {' / '.join(f'{d:+.2f}' for d in differences)} | {sum(d > 0 for d in differences)} of {len(differences)} |"
             )
-    columns = ["acting on the suspects", "trainings", "test accuracy", "wrong labels before -> after", "seeds"]
-    return _table([*columns, "minutes"], rows)
+    return lines + _table(["test accuracy, paired (points)", "mean", "per seed", "seeds positive"], paired)
 
 
 def paired_auroc(group: list[dict], finder: str, other: str) -> list[float]:
@@ -480,6 +638,32 @@ def headline_markdown(groups: dict, model: str = "resnet", examples_per_class: i
     return "\n".join(lines)
 
 
+def acting_headline_markdown(
+    groups: dict, model: str = "resnet", examples_per_class: int = 500, epochs: int = 40
+) -> str:
+    """The README's second table: per label-noise cell, the mean test accuracy of each way of acting on the
+    suspects, with the share of the noise's cost it recovers; last, the trainings each takes."""
+    lines = [
+        "| test accuracy % (recovered share) | " + " | ".join(ACTING.values()) + " |",
+        "|---|" + "---|" * len(ACTING),
+    ]
+    for noise in HEADLINE_NOISE:
+        group = groups.get((model, examples_per_class, noise, epochs), [])
+        cells = []
+        for finder in ACTING:
+            accuracy, shares = accuracy_by_seed(group, finder), recovered_shares(group, finder)
+            cell = f"{statistics.mean(accuracy.values()):.2f}" if accuracy else "-"
+            if shares and finder not in ("noisy", "clean"):
+                cell += f" ({statistics.mean(shares.values()):.2f})"
+            cells.append(cell)
+        kind, _, share = noise.partition(":")
+        seeds = max(len(accuracy_by_seed(group, f)) for f in ACTING)
+        lines.append(f"| {kind} {100 * float(share):g}% flipped ({seeds} seeds) | " + " | ".join(cells) + " |")
+    trainings = {r["finder"]: r["trainings"] for group in groups.values() for r in group if r["finder"] in ACTING}
+    lines.append("| trainings | " + " | ".join(str(trainings.get(f, "-")) for f in ACTING) + " |")
+    return "\n".join(lines)
+
+
 def table(options: argparse.Namespace) -> None:
     groups = grouped(options.results)
     for (model, per_class, noise, epochs), group in sorted(groups.items(), key=str):
@@ -487,7 +671,7 @@ def table(options: argparse.Namespace) -> None:
         print(cell_markdown(group))
     rows = [row for group in groups.values() for row in group]
     if rows:
-        last = next(r for r in reversed(rows) if r["finder"] in OURS)
+        last = next((r for r in reversed(rows) if r["finder"] in OURS or r["finder"] in ACTING), rows[-1])
         print(f"\nCommand of our last run ({last['finder']}): `{last['command']}`")
         print(
             f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
@@ -495,7 +679,8 @@ def table(options: argparse.Namespace) -> None:
 
 
 def headline(options: argparse.Namespace) -> None:
-    print(headline_markdown(grouped(options.results)))
+    groups = grouped(options.results)
+    print(headline_markdown(groups) + "\n\n" + acting_headline_markdown(groups))
 
 
 def _mean_std(values: list[dict], name: str) -> str:
@@ -520,10 +705,11 @@ def main() -> None:
     runner.add_argument(
         "--finders",
         nargs="+",
-        choices=[*TRAINED_FINDERS, *RETRAINS],
+        choices=[*TRAINED_FINDERS, *ACTING],
         default=list(TRAINED_FINDERS),
-        help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits; "
-        "retrain-drop and retrain-relabel share one default run and are run only when named)",
+        help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits; the "
+        "acting rows of rule 10 run only when named; retrain-drop and retrain-relabel come with the noisy run "
+        "that finds their suspects, cleanlab-prune with cleanlab-5-fold)",
     )
     commands.add_parser("table")
     commands.add_parser("headline", help="the README's table: every finder's AUROC in every cell")

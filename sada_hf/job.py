@@ -102,8 +102,8 @@ def checkpoint_to_resume(trainer: SADATrainer, job_args: JobArguments) -> str | 
     args = trainer.args
     if args.resume_from_checkpoint is not None:
         return True if args.resume_from_checkpoint in ("True", "true") else args.resume_from_checkpoint
-    found = checkpoints(args.output_dir)
     if job_args.overwrite_output_dir:
+        found = checkpoints(args.output_dir)
         if found and trainer.is_world_process_zero():
             logger.warning(f"--overwrite_output_dir: deleting the {len(found)} checkpoints in {args.output_dir}.")
             for checkpoint in found:

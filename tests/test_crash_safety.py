@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from safetensors.torch import load_file
+import torch
+from safetensors.torch import load_file, save_file
 
 import crash_points
 
@@ -48,12 +50,13 @@ def command(output: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def run_job():
-    """`run_job(output, point)`: the job's exit code, killed at `point` (None: never)."""
+    """`run_job(output, point, *extra)`: the job's exit code, killed at `point` (None: never), with `extra`
+    options after the test's own."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["crash_points"])
 
-    def run(output: Path, point: str | None = None) -> int:
-        process = context.Process(target=crash_points.run, args=(command(output), point, f"{output}.log"))
+    def run(output: Path, point: str | None = None, *extra: str) -> int:
+        process = context.Process(target=crash_points.run, args=([*command(output), *extra], point, f"{output}.log"))
         process.start()
         process.join(timeout=600)
         return process.exitcode
@@ -123,6 +126,38 @@ def test_killed_mid_epoch_while_deleting_and_while_writing_the_end_of_training(t
     assert_same_outcome(tmp_path / "run", uninterrupted)
     assert not list((tmp_path / "run").glob(".saving-*"))  # a killed save's staging folder is cleared
     assert log.count(f"Resuming from {tmp_path / 'run' / 'checkpoint-9'},") == len(END_OF_TRAINING) + 1
+
+
+def test_overwrite_output_dir_deletes_the_checkpoints_and_starts_over(tmp_path, run_job, uninterrupted):
+    output = tmp_path / "run"
+    shutil.copytree(uninterrupted, output)
+    # Zeroed weights of the same size: the record still calls checkpoint-9 complete, so a run that resumed
+    # from it instead of starting over would end with these weights.
+    poisoned = output / "checkpoint-9" / "model.safetensors"
+    save_file({name: torch.zeros_like(t) for name, t in load_file(poisoned).items()}, poisoned, {"format": "pt"})
+    assert poisoned.stat().st_size == (uninterrupted / "checkpoint-9" / "model.safetensors").stat().st_size
+    assert run_job(output, None, "--overwrite_output_dir", "true") == 0, Path(f"{output}.log").read_text()[-3000:]
+    log = Path(f"{output}.log").read_text()
+    assert f"--overwrite_output_dir: deleting the 2 checkpoints in {output}." in log
+    assert "Resuming from" not in log
+    assert_same_outcome(output, uninterrupted)
+    assert load_file(output / "checkpoint-9" / "model.safetensors")["classifier.weight"].abs().sum() > 0
+
+
+def test_refuses_to_train_over_a_saved_model_with_no_checkpoint_to_resume(tmp_path, run_job, uninterrupted):
+    output = tmp_path / "run"
+    shutil.copytree(uninterrupted, output)
+    for checkpoint in output.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    model = (output / "model.safetensors").read_bytes()
+    assert run_job(output) == 1
+    log = Path(f"{output}.log").read_text()
+    assert (
+        f"{output} holds a trained model (model.safetensors) and no complete checkpoint to resume from: training "
+        "would overwrite it. Pass --overwrite_output_dir to train again there, or choose another --output_dir."
+    ) in log
+    assert (output / "model.safetensors").read_bytes() == model  # nothing already trained is lost
+    assert not list(output.glob("checkpoint-*"))
 
 
 def launch(output: Path, point: str | None = None) -> int:

@@ -328,7 +328,8 @@ def find_comparison(groups: dict, wanted: dict) -> tuple:
 
 
 def comparison_markdown(groups: dict, comparison: tuple) -> str:
-    """One comparison's tables: every strategy's accuracy and diagnostics, then the paired differences."""
+    """One comparison's tables: every strategy's accuracy and diagnostics, then the paired differences (and, with
+    logit adjustment, what the adjustment alone changed)."""
     lines = [
         "| strategy | mean strength | test accuracy (%) | seeds | minutes per run (median) | Spearman(strength, loss) "
         "| strength: wrong / right |",
@@ -371,22 +372,54 @@ def comparison_markdown(groups: dict, comparison: tuple) -> str:
     if paired:
         lines += ["", "| paired difference (points) | mean ± std | per seed | seeds positive |", "|---|---|---|---|"]
         lines += paired
+    if comparison[COMPARISON_FIELDS.index("logit_adjustment")] is not None:
+        lines += ["", adjustment_markdown(groups, comparison)]
     return "\n".join(lines)
+
+
+def adjustment_markdown(groups: dict, comparison: tuple) -> str:
+    """Logit adjustment alone: for each strategy run both in `comparison` (a logit-adjusted one) and in the same
+    setting without the adjustment, the paired test-accuracy differences (adjusted - plain) and the few-shot
+    accuracy of each."""
+    position = COMPARISON_FIELDS.index("logit_adjustment")
+    tau = comparison[position]
+    plain = (*comparison[:position], None, *comparison[position + 1 :])  # rows record only a non-default tau
+    lines = []
+    for strategy in STRATEGIES:
+        adjusted = {r["seed"]: r for r in groups.get((comparison, strategy), [])}
+        before = {r["seed"]: r for r in groups.get((plain, strategy), [])}
+        seeds = sorted(set(adjusted) & set(before))
+        if not seeds:
+            continue
+        differences = [100 * (adjusted[s]["accuracy"] - before[s]["accuracy"]) for s in seeds]
+        mean, count = _summary(differences).split(" (")
+        few = [f"{100 * statistics.mean(runs[s]['few'] for s in seeds):.1f}" for runs in (before, adjusted)]
+        lines.append(
+            f"| {strategy} | {mean} | {' / '.join(f'{d:+.2f}' for d in differences)} | {count[:-1]} "
+            f"| {few[0]} -> {few[1]} |"
+        )
+    columns = (
+        f"| logit adjustment (tau {tau:g}) - plain loss, paired (points) | mean ± std | per seed | seeds positive "
+    )
+    return "\n".join([columns + "| few-shot accuracy (%), plain -> adjusted |", "|---|---|---|---|---|", *lines])
 
 
 def table(options: argparse.Namespace) -> None:
     groups = grouped(options.results)
     for comparison in sorted({setting for setting, _ in groups}, key=str):
-        model, per_class, ratio, noise, epochs, overrides, lr, window, classes, warmup, batch, every = comparison
-        data = f"{per_class} images per class" + (f", long-tailed (imbalance ratio {ratio:g})" if ratio else "")
-        data += f" of {', '.join(classes)}" if classes else ""
-        data += f", label noise {noise}" if noise else ""
-        recipe_notes = f"{epochs} epochs, lr {lr}, window {window}"
+        s = dict(zip(COMPARISON_FIELDS, comparison))
+        data = f"{s['examples_per_class']} images per class"
+        data += f", long-tailed (imbalance ratio {s['imbalance_ratio']:g})" if s["imbalance_ratio"] else ""
+        data += f" of {', '.join(s['classes'])}" if s["classes"] else ""
+        data += f", label noise {s['label_noise']}" if s["label_noise"] else ""
+        recipe_notes = f"{s['epochs']} epochs, lr {s['learning_rate']}, window {s['window']}"
         recipe_notes += "".join(
-            f", {name} {value}"
-            for name, value in (("warm-up", warmup), ("batch", batch), ("probe every", every))
-            if value is not None
-        )
+            f", {name} {s[field]}"
+            for name, field in (("warm-up", "warmup"), ("batch", "batch_size"), ("probe every", "probe_every"),
+                                ("logit adjustment", "logit_adjustment"))
+            if s[field] is not None
+        )  # fmt: skip
+        model, overrides = s["model"], s["config_overrides"]
         print(f"\n#### {model} ({overrides}), {data}, {recipe_notes}\n")
         print(comparison_markdown(groups, comparison))
     rows = [row for runs in groups.values() for row in runs]
@@ -414,6 +447,9 @@ HEADLINE_REGIMES = {
     "balanced, from scratch": dict(model="resnet", examples_per_class=500, imbalance_ratio=None, epochs=80),
     "long-tailed, from scratch": dict(
         model="resnet", examples_per_class=1000, imbalance_ratio=100.0, epochs=80, logit_adjustment=None
+    ),
+    "long-tailed, from scratch, logit-adjusted loss": dict(
+        model="resnet", examples_per_class=1000, imbalance_ratio=100.0, epochs=80, logit_adjustment=1.0
     ),
     "balanced, fine-tune": dict(model="vit_finetune", examples_per_class=250, imbalance_ratio=None),
     "long-tailed, fine-tune": dict(model="vit_finetune", examples_per_class=500, imbalance_ratio=50.0),

@@ -55,7 +55,8 @@ class JobArguments:
         metadata={
             "help": "For long-tailed data: train on logits + TAU * log(class prior), the priors from the training "
             "labels (logit adjustment, Menon et al. 2021; 1 is their choice); evaluation and the per-example "
-            "statistics use the plain logits. 0 is plain cross-entropy. Works with every strategy, 'none' included."
+            "statistics use the plain logits. 0 is plain cross-entropy. Works with every strategy, 'none' included; "
+            "with 'trivialaugment', 1 is the recommendation for long-tailed data trained from scratch (docs/results.md)."
         },
     )
     overwrite_output_dir: bool = field(

@@ -300,8 +300,11 @@ def find_and_retrain(options: argparse.Namespace, seed: int, wanted: list[str]) 
         argv = train_argv(options, ACTING_STRATEGY, seed, first)
         accuracy, finding = timed_train(argv)
         issues = label_issues(first)
-    clean, flipped = noise_of(training_split(argv))
-    rows = [{"finder": "noisy", "accuracy": accuracy, "minutes": finding, "trainings": 1, "command": typed(argv[:-2])}]
+        split = training_split(argv)
+        found = our_finder(first, split, ["aum"])  # the ranking a TrivialAugment run gives, and its suggestions
+    clean, flipped = noise_of(split)
+    noisy = {"finder": "noisy", **found, "accuracy": accuracy, "minutes": finding, "trainings": 1}
+    rows = [{**noisy, "command": typed(argv[:-2])}]
     for finder in ("retrain-drop", "retrain-relabel"):
         if finder in wanted:
             decisions = suspects_to_decisions(issues, finder.removeprefix("retrain-"))
@@ -539,7 +542,7 @@ def _table(columns: list[str], rows: list[str]) -> list[str]:
 def suggestion_lines(group: list[dict]) -> list[str]:
     """How often each of our runs' suggestions is the true label, on the flipped, the suspects and both."""
     rows = []
-    for finder in OURS:
+    for finder in (*OURS, "noisy"):  # noisy: the acting rows' TrivialAugment run
         runs = [r for r in group if r["finder"] == finder and "suggestions" in r]
         for name, title in SUGGESTIONS.items() if runs else ():
             shares = [[r["suggestions"][name][g] for r in runs if r["suggestions"][name][g] is not None]

@@ -624,47 +624,54 @@ def paired_auroc(group: list[dict], finder: str, other: str) -> list[float]:
     return [mine[s] - them[s] for s in sorted(set(mine) & set(them))]
 
 
+def _cell_rows(groups: dict, cells, model: str, examples_per_class: int, epochs: int) -> list[str]:
+    """A headline table's rows, one per label-noise cell: its name, then `cells(group)`."""
+    rows = []
+    for noise in HEADLINE_NOISE:
+        group = groups.get((model, examples_per_class, noise, epochs), [])
+        kind, _, share = noise.partition(":")
+        rows.append(f"| {kind} {100 * float(share):g}% flipped | " + " | ".join(cells(group)) + " |")
+    return rows
+
+
 def headline_markdown(groups: dict, model: str = "resnet", examples_per_class: int = 500, epochs: int = 40) -> str:
     """The README's table: per label-noise cell, the AUROC of every finder with the ranking it uses (mean over seeds)."""
-    lines = [
+
+    def cells(group: list[dict]) -> list[str]:
+        values = {f: [r["rankings"][used_ranking(f)]["auroc"] for r in group if r["finder"] == f] for f in FINDERS}
+        return [f"{statistics.mean(v):.3f} ({len(v)})" if v else "-" for v in values.values()]
+
+    header = [
         "| AUROC of the ranking (seeds) | " + " | ".join(FINDERS.values()) + " |",
         "|---|" + "---|" * len(FINDERS),
     ]
-    for noise in HEADLINE_NOISE:
-        group = groups.get((model, examples_per_class, noise, epochs), [])
-        cells = []
-        for finder in FINDERS:
-            values = [r["rankings"][used_ranking(finder)]["auroc"] for r in group if r["finder"] == finder]
-            cells.append(f"{statistics.mean(values):.3f} ({len(values)})" if values else "-")
-        kind, _, share = noise.partition(":")
-        lines.append(f"| {kind} {100 * float(share):g}% flipped | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(header + _cell_rows(groups, cells, model, examples_per_class, epochs))
 
 
 def acting_headline_markdown(
     groups: dict, model: str = "resnet", examples_per_class: int = 500, epochs: int = 40
 ) -> str:
     """The README's second table: per label-noise cell, the mean test accuracy of each way of acting on the
-    suspects, with the share of the noise's cost it recovers; last, the trainings each takes."""
-    lines = [
-        "| test accuracy % (recovered share) | " + " | ".join(ACTING.values()) + " |",
-        "|---|" + "---|" * len(ACTING),
-    ]
-    for noise in HEADLINE_NOISE:
-        group = groups.get((model, examples_per_class, noise, epochs), [])
-        cells = []
+    suspects (seeds in brackets) with the share of the noise's cost it recovers; last, the trainings each takes."""
+
+    def cells(group: list[dict]) -> list[str]:
+        made = []
         for finder in ACTING:
             accuracy, shares = accuracy_by_seed(group, finder), recovered_shares(group, finder)
-            cell = f"{statistics.mean(accuracy.values()):.2f}" if accuracy else "-"
-            if shares and finder not in ("noisy", "clean"):
-                cell += f" ({statistics.mean(shares.values()):.2f})"
-            cells.append(cell)
-        kind, _, share = noise.partition(":")
-        seeds = max(len(accuracy_by_seed(group, f)) for f in ACTING)
-        lines.append(f"| {kind} {100 * float(share):g}% flipped ({seeds} seeds) | " + " | ".join(cells) + " |")
+            cell = f"{statistics.mean(accuracy.values()):.2f} ({len(accuracy)})" if accuracy else "-"
+            made.append(
+                cell
+                + (f", {statistics.mean(shares.values()):.2f}" if shares and finder not in ("noisy", "clean") else "")
+            )
+        return made
+
+    header = [
+        "| test accuracy % (seeds), recovered share | " + " | ".join(ACTING.values()) + " |",
+        "|---|" + "---|" * len(ACTING),
+    ]
     trainings = {r["finder"]: r["trainings"] for group in groups.values() for r in group if r["finder"] in ACTING}
-    lines.append("| trainings | " + " | ".join(str(trainings.get(f, "-")) for f in ACTING) + " |")
-    return "\n".join(lines)
+    footer = ["| trainings | " + " | ".join(str(trainings.get(f, "-")) for f in ACTING) + " |"]
+    return "\n".join(header + _cell_rows(groups, cells, model, examples_per_class, epochs) + footer)
 
 
 def table(options: argparse.Namespace) -> None:

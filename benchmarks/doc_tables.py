@@ -11,7 +11,8 @@ A generated table sits between a marker that names what prints it and `<!-- end 
 `accuracy.py headline`, `accuracy.py table FIELD=VALUE ...` (the one comparison with those settings),
 `label_errors.py headline`, `label_errors.py acting` (what acting on the suspects buys, every cell),
 `label_errors.py table FIELD=VALUE ...` (the one cell), `store_shards.py table`
-(store traffic) and `store_shards.py memory` (memory per process, from the code). After a run:
+(store traffic), `store_shards.py memory` (memory per process, from the code) and `review_page.py table`
+(the review page's size). After a run:
 
     python benchmarks/doc_tables.py            # rewrites every block from benchmarks/results/
 
@@ -25,6 +26,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import review_page  # noqa: E402
+
 import accuracy  # noqa: E402
 import label_errors  # noqa: E402
 import store_shards  # noqa: E402
@@ -35,9 +38,11 @@ PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 BLOCK = re.compile(r"(<!-- (\S+ \S+)((?: \S+=\S+)*) -->\n\n)(.*?)(\n\n<!-- end -->)", re.S)
 
 
-_STORE_SHARDS = {
+# Tables that take no fields: the command -> what prints it.
+_WHOLE_TABLES = {
     "store_shards.py table": store_shards.table_markdown,
     "store_shards.py memory": store_shards.memory_markdown,
+    "review_page.py table": review_page.table_markdown,
 }
 
 
@@ -67,12 +72,12 @@ def generate(command: str, fields: dict) -> str:
     if command == "label_errors.py table":
         groups = label_errors.grouped(label_errors.RESULTS)
         return label_errors.cell_markdown(groups[label_errors.find_cell(groups, fields)])
-    if command in _STORE_SHARDS:
-        return _STORE_SHARDS[command]()
+    if command in _WHOLE_TABLES:
+        return _WHOLE_TABLES[command]()
     raise ValueError(
         f"Unknown generated table {command!r}: use accuracy.py (headline or table), label_errors.py (headline, acting "
         f"or table), or "
-        f"one of {sorted(_STORE_SHARDS)}"
+        f"one of {sorted(_WHOLE_TABLES)}"
     )
 
 

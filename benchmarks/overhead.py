@@ -3,19 +3,22 @@ the training-step signal and with a probe at each epoch end.
 
     python benchmarks/overhead.py                 # CPU: small ResNet and ViT on 2,000 CIFAR-10 images
     python benchmarks/overhead.py --models resnet-accuracy --images 5000 --workers 1   # the accuracy recipe
-    python benchmarks/overhead.py --device-note "H100, bf16" --models vit-base --bf16   # on a GPU
+    python benchmarks/overhead.py --device-note "H100, bf16" --models vit-base --bf16 --workers 8 --warm-up  # on a GPU
 
 All trainers get the same data, model initialisation, seed and SADATransform (strategy
 'trivialaugment' with warmup_strength 0.5, so strengths never change); only SADA's bookkeeping
 (popping the index, storing the predictions, epoch ends) and, in probe mode, the probe's forward pass
 over every training example differ. Runs alternate Trainer / SADATrainer / SADATrainer with probes;
 the epoch time (probe included) is the median over runs of each run's median epoch (the first epoch,
-with its warm-up, excluded). Prints a Markdown table.
+with its warm-up, excluded), and the training time the median of whole trainings (every epoch). On a GPU,
+`--warm-up` trains once untimed first, so that no trainer carries the device's warm-up. Each trainer's
+loader workers are shut down after its run. Prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import tempfile
 import time
@@ -81,7 +84,10 @@ class EpochTimer(TrainerCallback):
         self.durations.append(time.perf_counter() - self.start)
 
 
-def timed_run(trainer_class, model_name: str, dataset, options, step_times: list[float], influence="train_step"):
+def timed_run(
+    trainer_class, model_name: str, dataset, options, step_times: list[float], influence="train_step"
+) -> tuple[float, float]:
+    """The median epoch (the first excluded) and the whole training, in seconds, of one run."""
     size, build = MODELS[model_name]
     config = SADAConfig(strategy="trivialaugment", warmup_strength=0.5, augmentation_seed=0, influence=influence)
     transform = SADATransform(size=size, config=config)
@@ -110,8 +116,11 @@ def timed_run(trainer_class, model_name: str, dataset, options, step_times: list
                 step_times.append(time.perf_counter() - start)
 
             trainer.sada_state.observe = timed_observe
-        trainer.train()
-    return statistics.median(timer.durations[1:])
+        seconds = trainer.train().metrics["train_runtime"]
+        trainer.accelerator.free_memory()  # drops the prepared loaders: their persistent workers stop with them
+        del trainer
+        gc.collect()
+    return statistics.median(timer.durations[1:]), seconds
 
 
 def main() -> None:
@@ -124,6 +133,7 @@ def main() -> None:
     parser.add_argument("--eval-batch-size", type=int, default=500, help="the probe's batch size")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--warm-up", action="store_true", help="one untimed Trainer run first (GPU warm-up)")
     parser.add_argument("--device-note", default=f"CPU, {torch.get_num_threads()} threads")
     options = parser.parse_args()
     dataset = load_cifar10("train", examples_per_class=options.images // 10)
@@ -135,19 +145,25 @@ def main() -> None:
     )
     print(
         "| model | Trainer s/epoch | SADATrainer train_step s/epoch | ratio | bookkeeping ms/step (median) "
-        "| SADATrainer probe s/epoch | ratio |"
+        "| SADATrainer probe s/epoch | ratio | whole training: Trainer s | train_step ratio | probe ratio |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for model_name in options.models:
+        if options.warm_up:
+            timed_run(Trainer, model_name, dataset, options, [])
         plain, sada, probe, steps = [], [], [], []
         for _ in range(options.runs):
             plain.append(timed_run(Trainer, model_name, dataset, options, []))
             sada.append(timed_run(SADATrainer, model_name, dataset, options, steps))
             probe.append(timed_run(SADATrainer, model_name, dataset, options, [], influence="probe"))
-        base, ours, probed = statistics.median(plain), statistics.median(sada), statistics.median(probe)
+        (base, base_all), (ours, ours_all), (probed, probed_all) = (
+            (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+            for runs in (plain, sada, probe)
+        )
         print(
             f"| {model_name} | {base:.2f} | {ours:.2f} | {ours / base:.3f} | {statistics.median(steps) * 1e3:.2f} "
-            f"| {probed:.2f} | {probed / base:.3f} |",
+            f"| {probed:.2f} | {probed / base:.3f} | {base_all:.2f} | {ours_all / base_all:.3f} "
+            f"| {probed_all / base_all:.3f} |",
             flush=True,
         )
 

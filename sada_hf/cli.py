@@ -68,7 +68,7 @@ def show_label_issues(argv: list[str]) -> None:
     table of the top K suspects of a run, with --top their contact sheet, and with --export the suspects as a
     decisions file. Bad input is one line naming the problem and the fix, never a traceback."""
     from .decisions import suspects_to_decisions, write_decisions
-    from .label_issues import MOST_DRAWN, RANKINGS, SHEET, TOP_SUSPECTS, label_issues, ranking_of
+    from .label_issues import CUTOFF, CUTOFFS, MOST_DRAWN, RANKINGS, SHEET, TOP_SUSPECTS, label_issues, ranking_of
 
     parser = argparse.ArgumentParser(prog="sada-hf label-issues", description=show_label_issues.__doc__)
     parser.add_argument("output_dir", type=Path, help="the output_dir of a SADATrainer run")
@@ -84,6 +84,13 @@ def show_label_issues(argv: list[str]) -> None:
         help="rank by this score instead of the rule's choice (probe scores need a run with probes)",
     )
     parser.add_argument(
+        "--cutoff",
+        choices=list(CUTOFFS),
+        default=CUTOFF,
+        help="the rule that makes an example a suspect (counted, and exported with --export); never_right flags "
+        "fewer, more surely wrong labels",
+    )
+    parser.add_argument(
         "--export",
         type=Path,
         metavar="FILE",
@@ -97,7 +104,7 @@ def show_label_issues(argv: list[str]) -> None:
     )
     options = parser.parse_args(argv)
     try:
-        issues = label_issues(options.output_dir, options.ranking)
+        issues = label_issues(options.output_dir, options.ranking, options.cutoff)
         if options.export is not None:
             decisions = suspects_to_decisions(issues, options.action)
     except (FileNotFoundError, ValueError) as error:
@@ -105,7 +112,7 @@ def show_label_issues(argv: list[str]) -> None:
     top = issues.select(range(min(options.top or TOP_SUSPECTS, len(issues))))
     ranking = ranking_of(issues.column_names, options.ranking)
     names = _class_names(options.output_dir, issues)
-    _print_table(issues, top, ranking, names)
+    _print_table(issues, top, ranking, options.cutoff, names)
     if options.export is not None:
         write_decisions(options.export, decisions)
         print(f"\nDecisions for the {len(decisions['row'])} suspects ({options.action}) written to {options.export}")
@@ -128,11 +135,9 @@ def _class_names(output_dir: Path, issues) -> list[str]:
     return class_names(max(len(id2label), *(int(max(issues[column])) + 1 for column in columns)), id2label=id2label)
 
 
-def _print_table(issues, top, ranking: str, names: list[str]) -> None:
-    from .label_issues import CUTOFF
-
+def _print_table(issues, top, ranking: str, cutoff: str, names: list[str]) -> None:
     print(
-        f"{sum(issues['suspect'])} of {len(issues)} training examples are suspects (rule {CUTOFF}). "
+        f"{sum(issues['suspect'])} of {len(issues)} training examples are suspects (rule {cutoff}). "
         f"Top {len(top)} by {ranking}:\n"
     )
     identity = [column for column in ("row", "id") if column in issues.column_names] or ["index"]  # sada_hf < 0.5

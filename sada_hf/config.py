@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .label_issues import CUTOFF, CUTOFFS
 from .ops import DEFAULT_MAX_MAGNITUDES, MAGNITUDE_LIMITS, OP_NAMES
 from .strategies import STRATEGIES
 from .strengths import DIRECTIONS, NORMALIZATIONS
@@ -125,6 +126,14 @@ class SADAConfig:
             "choices": list(LABEL_ISSUE_ACTIONS),
         },
     )
+    label_issue_cutoff: str = field(
+        default=CUTOFF,
+        metadata={
+            "help": "With --label_issue_action drop or relabel: which rule of sada_hf.label_issues.CUTOFFS makes an "
+            "example a suspect. 'right_under_quarter' (right in under a quarter of its training steps) is the "
+            "ranking's default; 'never_right' flags fewer, more surely wrong labels."
+        },
+    )
     label_issue_start: float = field(
         default=0.5,
         metadata={
@@ -158,6 +167,13 @@ class SADAConfig:
         _check_choice("direction", self.direction, DIRECTIONS)
         _check_choice("store_dtype", self.store_dtype, STORE_DTYPES)
         _check_choice("label_issue_action", self.label_issue_action, LABEL_ISSUE_ACTIONS)
+        _check_choice("label_issue_cutoff", self.label_issue_cutoff, tuple(CUTOFFS))
+        if self.label_issue_cutoff != CUTOFF and self.label_issue_action == "keep":
+            raise ValueError(
+                f"`label_issue_cutoff` {self.label_issue_cutoff!r} is used only when acting on label issues: set "
+                "`label_issue_action` to 'drop' or 'relabel' too (label_issues(cutoff=...) picks the cut-off of the "
+                "ranking after training)."
+            )
         if not 0.0 <= self.label_issue_start <= 1.0:
             raise ValueError(
                 f"`label_issue_start` must be in [0, 1] (a share of the training's epochs), got {self.label_issue_start!r}."

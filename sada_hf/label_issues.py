@@ -63,12 +63,19 @@ RANKING_WITH_PROBES = "aum"
 CUTOFF = "right_under_quarter"
 
 
-def label_overrides(stats: dict[str, np.ndarray], action: str) -> np.ndarray:
+def check_cutoff(cutoff: str) -> str:
+    """`cutoff` if it names a rule of `CUTOFFS`; else a `ValueError` that lists them."""
+    if cutoff not in CUTOFFS:
+        raise ValueError(f"Unknown cut-off {cutoff!r}: choose one of {', '.join(CUTOFFS)} (default {CUTOFF}).")
+    return cutoff
+
+
+def label_overrides(stats: dict[str, np.ndarray], action: str, cutoff: str = CUTOFF) -> np.ndarray:
     """What a run that acts on label issues trains each example on (`StrengthSchedule.label_overrides`):
-    `KEEP_LABEL` unless the cut-off flags it; a suspect gets `DROP_LABEL` ('drop') or its suggested label,
+    `KEEP_LABEL` unless the `cutoff` flags it; a suspect gets `DROP_LABEL` ('drop') or its suggested label,
     the class its training steps predicted most ('relabel'). `stats` are the training-step statistics
     against the given labels."""
-    suspects = CUTOFFS[CUTOFF](stats)
+    suspects = CUTOFFS[check_cutoff(cutoff)](stats)
     overrides = np.full(len(suspects), KEEP_LABEL, dtype=np.int32)
     if action == "drop":
         overrides[suspects] = DROP_LABEL
@@ -103,22 +110,25 @@ def ranking_of(stats: Container[str], ranking: str | None = None) -> str:
     return ranking
 
 
-def label_issues(output_dir: str | os.PathLike, ranking: str | None = None) -> datasets.Dataset:
+def label_issues(output_dir: str | os.PathLike, ranking: str | None = None, cutoff: str = CUTOFF) -> datasets.Dataset:
     """Every training example of the run in `output_dir`, most suspicious first (`rank_label_issues`).
 
     Raises `FileNotFoundError` naming the fix if `output_dir` holds no SADA run, `ValueError` if its
-    files are damaged or `ranking` does not fit the run."""
-    return rank_label_issues(data_map(output_dir), ranking)
+    files are damaged or `ranking` or `cutoff` does not fit the run."""
+    return rank_label_issues(data_map(output_dir), ranking, cutoff)
 
 
-def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) -> datasets.Dataset:
+def rank_label_issues(
+    stats: dict[str, np.ndarray], ranking: str | None = None, cutoff: str = CUTOFF
+) -> datasets.Dataset:
     """The examples of `data_map`-style statistics, most suspicious first (by `RANKINGS[ranking_of(stats,
     ranking)]`: the rule's choice unless `ranking` names another), with `index` (the row in the training
     dataset), `row` (the row in the dataset the user passed, before the job's subsetting and shuffling) and
     `id` (`identity.example_identity`; runs from sada_hf < 0.5 have neither), `given_label`,
     `suggested_label` (the class its training steps predicted most, later visits weighing more: `MarginStore`'s
     vote), `predicted_label` (at the last step), `aum`, `confidence`, `variability`, `correctness`, `step_visits`, the probes' `probe_aum` and `probes` when the run had
-    probes, the ranking's `score` and `suspect` (`CUTOFFS[CUTOFF]`). Examples never visited are left out."""
+    probes, the ranking's `score` and `suspect` (flagged by `CUTOFFS[cutoff]`). Examples never visited are left out."""
+    suspect = CUTOFFS[check_cutoff(cutoff)](stats)
     visited = stats["step_visits"] > 0
     score = RANKINGS[ranking_of(stats, ranking)](stats)[visited]
     order = np.argsort(score, kind="stable")
@@ -139,7 +149,7 @@ def rank_label_issues(stats: dict[str, np.ndarray], ranking: str | None = None) 
     }
     ranked = {name: stats[source][visited][order] for name, source in columns.items() if source in stats}
     ranked["score"] = score[order]
-    ranked["suspect"] = CUTOFFS[CUTOFF](stats)[visited][order]
+    ranked["suspect"] = suspect[visited][order]
     return datasets.Dataset.from_dict(ranked)
 
 

@@ -32,7 +32,7 @@ from .compat import reload_renamed_weights
 from .config import SADAConfig
 from .dynamics import probe_rows, write_probe
 from .identity import example_identity
-from .label_issues import label_overrides, rank_label_issues
+from .label_issues import CUTOFF, label_overrides, rank_label_issues
 from .losses import class_log_prior, logit_adjusted_cross_entropy
 from .probe import Probe
 from .report import Report
@@ -149,7 +149,9 @@ class SADATrainer(Trainer):
         identity = example_identity(raw, transform.image_column, transform.id_column)  # the user's row and id
         decide_labels = None
         if config.label_issue_action != "keep":  # act on label issues in this training (label_issues.py)
-            decide_labels = functools.partial(label_overrides, action=config.label_issue_action)
+            decide_labels = functools.partial(
+                label_overrides, action=config.label_issue_action, cutoff=config.label_issue_cutoff
+            )
         self.sada_state = SADAState(
             labels,
             num_labels,
@@ -520,16 +522,17 @@ class SADATrainer(Trainer):
         contact sheet as PNG files in `output_dir` (default: args.output_dir); returns their file names."""
         return self._report().draw_plots(output_dir if output_dir is not None else self.args.output_dir)
 
-    def label_issues(self, ranking: str | None = None) -> datasets.Dataset:
+    def label_issues(self, ranking: str | None = None, cutoff: str = CUTOFF) -> datasets.Dataset:
         """The training examples ranked from most to least likely mislabelled, from this run's training-step
         margins (and its probes' dynamics in `args.output_dir`, with probes); `ranking` picks another entry
-        of `sada_hf.label_issues.RANKINGS`; see `sada_hf.label_issues.rank_label_issues`."""
+        of `sada_hf.label_issues.RANKINGS`, `cutoff` another rule of `CUTOFFS` for the `suspect` column; see
+        `sada_hf.label_issues.rank_label_issues`."""
         if self.sada_state is None:
             raise ValueError(
                 "label_issues() reads the training dynamics SADATrainer records for a training dataset with a "
                 "SADATransform; this trainer's dataset has none. Set one (any strategy, 'none' included)."
             )
-        return rank_label_issues(self._report().statistics(self.args.output_dir), ranking)
+        return rank_label_issues(self._report().statistics(self.args.output_dir), ranking, cutoff)
 
 
 class TransformEpochCallback(TrainerCallback):

@@ -87,9 +87,14 @@ def test_export_then_train_on_the_decisions_round_trip(tmp_path, capsys):
 
     main(["label-issues", str(first), "--export", str(tmp_path / "drop.csv")])
     main(["label-issues", str(first), "--export", str(tmp_path / "relabel.csv"), "--action", "relabel"])
+    main(["label-issues", str(first), "--export", str(tmp_path / "half.csv"), "--cutoff", "right_under_half"])
     assert "Decisions for the" in capsys.readouterr().out
     dropped = read_decisions(tmp_path / "drop.csv")
     assert sorted(dropped["row"]) == sorted(suspects["row"]) and set(dropped["action"]) == {"drop"}
+    # Another cut-off exports its own suspects: right in under half (not a quarter) of their steps.
+    under_half = issues.filter(lambda correctness: correctness < 0.5, input_columns="correctness")
+    half = read_decisions(tmp_path / "half.csv")
+    assert sorted(half["row"]) == sorted(under_half["row"]) and len(half["row"]) > len(dropped["row"])
     relabel = read_decisions(tmp_path / "relabel.csv")
     new_label = dict(zip(suspects["row"], suspects["suggested_label"]))
     assert [new_label[row] for row, label in zip(relabel["row"], relabel["label"]) if label is not None] == [

@@ -13,7 +13,7 @@ import torch
 from test_sharding import N, config, run_ranks, stream, train
 
 from sada_hf import SADAConfig, SADAState, SADATrainer, SADATransform
-from sada_hf.label_issues import label_overrides
+from sada_hf.label_issues import CUTOFF, label_overrides
 from sada_hf.sharding import Shard
 from sada_hf.strengths import DROP_LABEL, KEEP_LABEL
 
@@ -33,15 +33,22 @@ def test_suspects_are_dropped_or_given_their_suggested_label():
     assert label_overrides(stats, "relabel").tolist() == [3, K, 0, K, 2]
     with pytest.raises(ValueError, match="'drop' or 'relabel', got 'keep'"):
         label_overrides(stats, "keep")
+    # A stricter cut-off: only the examples never right (correctness 0) are suspects.
+    assert label_overrides(stats, "drop", cutoff="never_right").tolist() == [K, K, K, K, D]
+    assert label_overrides(stats, "relabel", cutoff="never_right").tolist() == [K, K, K, K, 2]
+    with pytest.raises(ValueError, match="Unknown cut-off 'sometimes_right': choose one of aum_below_0"):
+        label_overrides(stats, "drop", cutoff="sometimes_right")
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("label_issue_action", "fix", "label_issue_action"),
-    ("label_issue_start", 1.5, r"must be in \[0, 1\]"),
+@pytest.mark.parametrize("settings, message", [
+    ({"label_issue_action": "fix"}, "label_issue_action"),
+    ({"label_issue_start": 1.5}, r"must be in \[0, 1\]"),
+    ({"label_issue_action": "drop", "label_issue_cutoff": "sometimes"}, "`label_issue_cutoff` must be one of"),
+    ({"label_issue_cutoff": "never_right"}, r"used only when acting on label issues: set `label_issue_action`"),
 ])  # fmt: skip
-def test_bad_settings_are_refused(field, value, message):
+def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
-        SADAConfig(**{field: value})
+        SADAConfig(**settings)
 
 
 def sharded_run(world_size: int, action: str, start_epoch: int, epochs: int = 4):
@@ -91,8 +98,8 @@ class Recorder:
         return batch
 
 
-def make_trainer(output, dataset, **args) -> SADATrainer:
-    sada = SADAConfig(window=2, label_issue_action="relabel", label_issue_start=0.5)
+def make_trainer(output, dataset, action: str = "relabel", cutoff: str = CUTOFF, **args) -> SADATrainer:
+    sada = SADAConfig(window=2, label_issue_action=action, label_issue_cutoff=cutoff, label_issue_start=0.5)
     transform = SADATransform(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, config=sada)
     trainer = SADATrainer(
         model=tiny_resnet(),
@@ -123,6 +130,18 @@ def test_each_visit_is_trained_on_the_label_published_before_its_epoch(tmp_path,
         assert label == expected, (epoch, index)
         changed += label != given[index]
     assert changed > 0  # the tiny model gets many wrong: some labels really were relabelled
+
+
+def test_the_cutoff_given_decides_the_suspects(tmp_path, cifar_train):
+    # 4 epochs: the default cut-off (right in under a quarter of the visits) flags only the never right, so
+    # a wider one shows that the cut-off given is the one applied.
+    trainer = make_trainer(tmp_path, cifar_train, action="drop", cutoff="right_under_half", save_strategy="no")
+    trainer.train()
+    state = trainer.sada_state
+    stats = {**state.training_dynamics, "label": np.asarray(cifar_train["label"])}
+    chosen, default = label_overrides(stats, "drop", cutoff="right_under_half"), label_overrides(stats, "drop")
+    assert torch.equal(state.schedule.label_overrides, torch.from_numpy(chosen))  # the last publication's
+    assert (chosen == DROP_LABEL).sum() > (default == DROP_LABEL).sum()
 
 
 def test_resuming_mid_way_is_bit_exact(tmp_path, cifar_train):

@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sada_hf.label_issues import CUTOFF  # noqa: E402
+
 from accuracy import MODELS, train_argv, training_split  # noqa: E402
 from pretrain import typed  # noqa: E402
 
@@ -242,6 +244,8 @@ ACTING = {
     "noisy": "noisy labels",
     "retrain-drop": "drop, train again",
     "retrain-relabel": "relabel, train again",
+    "retrain-drop-never-right": "drop never_right, train again",
+    "retrain-relabel-never-right": "relabel never_right, train again",
     "in-run-drop": "drop in-run",
     "in-run-relabel": "relabel in-run",
     "cleanlab-prune": "cleanlab prune, train again",
@@ -250,6 +254,14 @@ ACTING = {
 }
 ACTING_STRATEGY = "trivialaugment"
 IN_RUN = {"in-run-drop": "drop", "in-run-relabel": "relabel"}
+# Training again on the noisy run's suspects: finder -> (action, cut-off) (rule 10: the default cut-off; rule 11:
+# never_right's fewer, surer suspects).
+RETRAINS = {
+    "retrain-drop": ("drop", CUTOFF),
+    "retrain-relabel": ("relabel", CUTOFF),
+    "retrain-drop-never-right": ("drop", "never_right"),
+    "retrain-relabel-never-right": ("relabel", "never_right"),
+}
 IN_RUN_START = 0.5  # --label_issue_start: the share of the epochs after which the in-run option acts
 
 
@@ -291,23 +303,23 @@ def noise_of(split) -> tuple[dict, int]:
 
 
 def find_and_retrain(options: argparse.Namespace, seed: int, wanted: list[str]) -> list[dict]:
-    """`noisy`, `retrain-drop` and `retrain-relabel`: one noisy run, its suspects exported as decisions (dropped,
-    or relabelled to their suggested label), and one more training on each cleaned split."""
+    """`noisy` and `RETRAINS`: one noisy run, its suspects (by each cut-off) exported as decisions (dropped, or
+    relabelled to their suggested label), and one more training on each cleaned split."""
     from sada_hf import label_issues
     from sada_hf.decisions import suspects_to_decisions
 
     with tempfile.TemporaryDirectory() as first:
         argv = train_argv(options, ACTING_STRATEGY, seed, first)
         accuracy, finding = timed_train(argv)
-        issues = label_issues(first)
+        issues = {cutoff: label_issues(first, cutoff=cutoff) for cutoff in {c for _, c in RETRAINS.values()}}
         split = training_split(argv)
         found = our_finder(first, split, ["aum"])  # the ranking a TrivialAugment run gives, and its suggestions
     clean, flipped = noise_of(split)
     noisy = {"finder": "noisy", **found, "accuracy": accuracy, "minutes": finding, "trainings": 1}
     rows = [{**noisy, "command": typed(argv[:-2])}]
-    for finder in ("retrain-drop", "retrain-relabel"):
+    for finder, (action, cutoff) in RETRAINS.items():
         if finder in wanted:
-            decisions = suspects_to_decisions(issues, finder.removeprefix("retrain-"))
+            decisions = suspects_to_decisions(issues[cutoff], action)
             accuracy, minutes, command = retrain(options, seed, decisions)
             rows.append(
                 {
@@ -316,7 +328,8 @@ def find_and_retrain(options: argparse.Namespace, seed: int, wanted: list[str]) 
                     "acted": acted_on(decisions, clean, flipped),
                     "minutes": finding + minutes,
                     "trainings": 2,
-                    "command": command + f"  # FILE: sada-hf label-issues RUN --export FILE --action {finder[8:]}",
+                    "command": command
+                    + f"  # FILE: sada-hf label-issues RUN --export FILE --action {action} --cutoff {cutoff}",
                 }
             )
     return rows
@@ -375,7 +388,7 @@ def oracle_run(options: argparse.Namespace, seed: int, wanted: list[str]) -> lis
 JOBS = {
     ("sada-train-step",): default_run,
     ("sada-probe-run", "aum-package"): one_probe_run,
-    ("noisy", "retrain-drop", "retrain-relabel"): find_and_retrain,
+    ("noisy", *RETRAINS): find_and_retrain,
     ("clean",): clean_run,
     ("oracle-drop",): oracle_run,
     tuple(IN_RUN): in_run,
@@ -601,10 +614,12 @@ def acting_lines(group: list[dict]) -> list[str]:
     lines = _table([*columns, "recovered share (per seed)", "wrong labels before -> after", "seeds"], rows)
     pairs = [
         ("retrain-relabel", "retrain-drop"),
+        ("retrain-drop-never-right", "retrain-drop"),
+        ("retrain-relabel-never-right", "retrain-relabel"),
         ("in-run-drop", "retrain-drop"),
         ("in-run-relabel", "retrain-relabel"),
     ]
-    pairs += [(ours, "cleanlab-prune") for ours in ("retrain-drop", "retrain-relabel", *IN_RUN)]
+    pairs += [(ours, "cleanlab-prune") for ours in (*RETRAINS, *IN_RUN)]
     paired = []
     for finder, other in pairs:
         mine, theirs = accuracy_by_seed(group, finder), accuracy_by_seed(group, other)
@@ -718,8 +733,8 @@ def main() -> None:
         choices=[*TRAINED_FINDERS, *ACTING],
         default=list(TRAINED_FINDERS),
         help="which trainings to run (aum-package comes with sada-probe-run: it reads that run's logits; the "
-        "acting rows of rule 10 run only when named; retrain-drop and retrain-relabel come with the noisy run "
-        "that finds their suspects, cleanlab-prune with cleanlab-5-fold)",
+        "acting rows of rules 10 and 11 run only when named; the retrain-* rows come with the noisy run that "
+        "finds their suspects, cleanlab-prune with cleanlab-5-fold)",
     )
     commands.add_parser("table")
     commands.add_parser("headline", help="the README's table: every finder's AUROC in every cell")

@@ -420,7 +420,8 @@ def key(row: dict) -> tuple:
 def run(options: argparse.Namespace) -> None:
     results = options.results
     results.parent.mkdir(parents=True, exist_ok=True)
-    done = {key(json.loads(line)) for line in results.read_text().splitlines()} if results.exists() else set()
+    stored = {key(row): row for row in map(json.loads, results.read_text().splitlines())} if results.exists() else {}
+    done = set(stored)
     common = {
         "model": options.model,
         "examples_per_class": options.examples_per_class,
@@ -443,6 +444,10 @@ def run(options: argparse.Namespace) -> None:
                     "date": time.strftime("%Y-%m-%d"),
                 }
                 if key(row) in done:  # made on the way to a wanted one, and already in the results
+                    before = stored.get(key(row), {}).get("accuracy")
+                    if before is not None and "accuracy" in row:
+                        again = "reproduced" if before == row["accuracy"] else f"differs from {100 * before:.2f}%"
+                        print(f"{row['finder']:16s} seed {seed}: ran again, {100 * row['accuracy']:.2f}% {again}")
                     continue
                 done.add(key(row))
                 with results.open("a") as handle:

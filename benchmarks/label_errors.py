@@ -644,11 +644,16 @@ def paired_auroc(group: list[dict], finder: str, other: str) -> list[float]:
     return [mine[s] - them[s] for s in sorted(set(mine) & set(them))]
 
 
-def _cell_rows(groups: dict, cells, model: str, examples_per_class: int, epochs: int) -> list[str]:
-    """A headline table's rows, one per label-noise cell: its name, then `cells(group)`."""
+def _cell_rows(
+    groups: dict, cells, model: str, examples_per_class: int, epochs: int, ran: tuple[str, ...] = ()
+) -> list[str]:
+    """A headline table's rows, one per label-noise cell: its name, then `cells(group)`; with `ran`, only the
+    cells where one of those finders ran."""
     rows = []
     for noise in HEADLINE_NOISE:
         group = groups.get((model, examples_per_class, noise, epochs), [])
+        if ran and not any(r["finder"] in ran for r in group):
+            continue
         kind, _, share = noise.partition(":")
         rows.append(f"| {kind} {100 * float(share):g}% flipped | " + " | ".join(cells(group)) + " |")
     return rows
@@ -671,8 +676,9 @@ def headline_markdown(groups: dict, model: str = "resnet", examples_per_class: i
 def acting_headline_markdown(
     groups: dict, model: str = "resnet", examples_per_class: int = 500, epochs: int = 40
 ) -> str:
-    """The README's second table: per label-noise cell, the mean test accuracy of each way of acting on the
-    suspects (seeds in brackets) with the share of the noise's cost it recovers; last, the trainings each takes."""
+    """The README's second table: per label-noise cell where it ran, the mean test accuracy of each way of acting
+    on the suspects (seeds in brackets) with the share of the noise's cost it recovers; last, the trainings each
+    takes."""
 
     def cells(group: list[dict]) -> list[str]:
         made = []
@@ -691,7 +697,8 @@ def acting_headline_markdown(
     ]
     trainings = {r["finder"]: r["trainings"] for group in groups.values() for r in group if r["finder"] in ACTING}
     footer = ["| trainings | " + " | ".join(str(trainings.get(f, "-")) for f in ACTING) + " |"]
-    return "\n".join(header + _cell_rows(groups, cells, model, examples_per_class, epochs) + footer)
+    rows = _cell_rows(groups, cells, model, examples_per_class, epochs, ran=tuple(ACTING))
+    return "\n".join(header + rows + footer)
 
 
 def table(options: argparse.Namespace) -> None:

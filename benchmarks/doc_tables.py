@@ -26,10 +26,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import review_page  # noqa: E402
-
 import accuracy  # noqa: E402
 import label_errors  # noqa: E402
+import review_page  # noqa: E402
 import store_shards  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

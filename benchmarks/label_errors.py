@@ -286,13 +286,19 @@ def retrain(options: argparse.Namespace, seed: int, decisions: dict) -> tuple[fl
 
 
 def drops(split, rows: np.ndarray) -> dict:
-    """Decisions that drop the training split's `rows` (positions)."""
+    """Decisions that drop the training split's `rows` (a mask over its positions)."""
     rows = np.flatnonzero(rows)
+    return changes(np.asarray(split["row"])[rows], np.asarray(split["label"])[rows], np.full(len(rows), -1))
+
+
+def changes(rows: np.ndarray, given: np.ndarray, trained: np.ndarray) -> dict:
+    """Decisions (the columns of `sada_hf.decisions`) that train each of `rows` on `trained` instead of its
+    `given` label; a negative `trained` drops the row."""
     return {
-        "row": np.asarray(split["row"])[rows].tolist(),
-        "given_label": np.asarray(split["label"])[rows].tolist(),
-        "action": ["drop"] * len(rows),
-        "label": [None] * len(rows),
+        "row": rows.tolist(),
+        "given_label": given.tolist(),
+        "action": ["drop" if t < 0 else "relabel" for t in trained],
+        "label": [None if t < 0 else int(t) for t in trained],
     }
 
 
@@ -353,12 +359,7 @@ def in_run(options: argparse.Namespace, seed: int, wanted: list[str]) -> list[di
         clean, flipped = noise_of(training_split(argv))
         given, trained = summary["label"].to_numpy(), summary["training_label"].to_numpy()
         changed = trained != given
-        decisions = {
-            "row": summary["row"].to_numpy()[changed].tolist(),
-            "given_label": given[changed].tolist(),
-            "action": ["drop" if t < 0 else "relabel" for t in trained[changed]],
-            "label": [None if t < 0 else int(t) for t in trained[changed]],
-        }
+        decisions = changes(summary["row"].to_numpy()[changed], given[changed], trained[changed])
         command = typed(argv[: argv.index("--output_dir")] + argv[argv.index("--output_dir") + 2 :])
         row = {"finder": finder, "accuracy": accuracy, "acted": acted_on(decisions, clean, flipped)}
         rows.append({**row, "minutes": minutes, "trainings": 1, "command": command})
@@ -617,13 +618,17 @@ def acting_lines(group: list[dict]) -> list[str]:
         )
     columns = ["acting on the suspects", "trainings", "minutes (median)", "test accuracy (%)"]
     lines = _table([*columns, "recovered share (per seed)", "wrong labels before -> after", "seeds"], rows)
+    # Rule 10: relabel against drop, in-run against training again; rule 11: each action against the noisy run,
+    # and never_right's drop against the default cut-off's better action (relabel).
     pairs = [
         ("retrain-relabel", "retrain-drop"),
         ("retrain-drop-never-right", "retrain-drop"),
         ("retrain-relabel-never-right", "retrain-relabel"),
+        ("retrain-drop-never-right", "retrain-relabel"),
         ("in-run-drop", "retrain-drop"),
         ("in-run-relabel", "retrain-relabel"),
     ]
+    pairs += [(ours, "noisy") for ours in (*RETRAINS, *IN_RUN)]
     pairs += [(ours, "cleanlab-prune") for ours in (*RETRAINS, *IN_RUN)]
     paired = []
     for finder, other in pairs:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 USAGE = """usage: sada-hf train [options]
-       sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME] [--export FILE [--action drop|relabel]]
+       sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME] [--export FILE [--action relabel|drop]]
        sada-hf review OUTPUT_DIR [data options of train] [--seed N]
 
 train         Fine-tune an image classifier with SADA (Sample-Aware Dynamic Augmentation).
@@ -64,10 +64,10 @@ def _positive(text: str) -> int:
 
 
 def show_label_issues(argv: list[str]) -> None:
-    """`sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME] [--export FILE [--action drop|relabel]]`: the
+    """`sada-hf label-issues OUTPUT_DIR [--top K] [--ranking NAME] [--export FILE [--action relabel|drop]]`: the
     table of the top K suspects of a run, with --top their contact sheet, and with --export the suspects as a
     decisions file. Bad input is one line naming the problem and the fix, never a traceback."""
-    from .decisions import suspects_to_decisions, write_decisions
+    from .decisions import SUSPECT_ACTION, suspects_to_decisions, write_decisions
     from .label_issues import CUTOFF, CUTOFFS, MOST_DRAWN, RANKINGS, SHEET, TOP_SUSPECTS, label_issues, ranking_of
 
     parser = argparse.ArgumentParser(prog="sada-hf label-issues", description=show_label_issues.__doc__)
@@ -98,9 +98,9 @@ def show_label_issues(argv: list[str]) -> None:
     )
     parser.add_argument(
         "--action",
-        choices=("drop", "relabel"),
-        default="drop",
-        help="what --export decides for each suspect: drop it, or relabel it to its suggested_label",
+        choices=("relabel", "drop"),
+        default=SUSPECT_ACTION,
+        help="what --export decides for each suspect: relabel it to its suggested_label, or drop it",
     )
     options = parser.parse_args(argv)
     try:

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .label_issues import CUTOFF, CUTOFFS
+from .label_issues import CUTOFF, CUTOFFS, check_cutoff
 from .ops import DEFAULT_MAX_MAGNITUDES, MAGNITUDE_LIMITS, OP_NAMES
 from .strategies import STRATEGIES
 from .strengths import DIRECTIONS, NORMALIZATIONS
@@ -130,8 +130,9 @@ class SADAConfig:
         default=CUTOFF,
         metadata={
             "help": "With --label_issue_action drop or relabel: which rule of sada_hf.label_issues.CUTOFFS makes an "
-            "example a suspect. 'right_under_quarter' (right in under a quarter of its training steps) is the "
-            "ranking's default; 'never_right' flags fewer, more surely wrong labels."
+            f"example a suspect. {CUTOFF!r} (right in under a quarter of its training steps) is the ranking's "
+            "default; 'never_right' flags fewer, more surely wrong labels.",
+            "choices": list(CUTOFFS),
         },
     )
     label_issue_start: float = field(
@@ -167,7 +168,7 @@ class SADAConfig:
         _check_choice("direction", self.direction, DIRECTIONS)
         _check_choice("store_dtype", self.store_dtype, STORE_DTYPES)
         _check_choice("label_issue_action", self.label_issue_action, LABEL_ISSUE_ACTIONS)
-        _check_choice("label_issue_cutoff", self.label_issue_cutoff, tuple(CUTOFFS))
+        check_cutoff(self.label_issue_cutoff)
         if self.label_issue_cutoff != CUTOFF and self.label_issue_action == "keep":
             raise ValueError(
                 f"`label_issue_cutoff` {self.label_issue_cutoff!r} is used only when acting on label issues: set "

@@ -85,9 +85,10 @@ def test_export_then_train_on_the_decisions_round_trip(tmp_path, capsys):
     suspects = issues.filter(lambda suspect: suspect, input_columns="suspect")
     assert len(suspects) > 0
 
-    main(["label-issues", str(first), "--export", str(tmp_path / "drop.csv")])
-    main(["label-issues", str(first), "--export", str(tmp_path / "relabel.csv"), "--action", "relabel"])
-    main(["label-issues", str(first), "--export", str(tmp_path / "half.csv"), "--cutoff", "right_under_half"])
+    main(["label-issues", str(first), "--export", str(tmp_path / "drop.csv"), "--action", "drop"])
+    main(["label-issues", str(first), "--export", str(tmp_path / "relabel.csv")])  # relabel: the default
+    under_half_dropped = ["--export", str(tmp_path / "half.csv"), "--cutoff", "right_under_half", "--action", "drop"]
+    main(["label-issues", str(first), *under_half_dropped])
     assert "Decisions for the" in capsys.readouterr().out
     dropped = read_decisions(tmp_path / "drop.csv")
     assert sorted(dropped["row"]) == sorted(suspects["row"]) and set(dropped["action"]) == {"drop"}
@@ -96,6 +97,7 @@ def test_export_then_train_on_the_decisions_round_trip(tmp_path, capsys):
     half = read_decisions(tmp_path / "half.csv")
     assert sorted(half["row"]) == sorted(under_half["row"]) and len(half["row"]) > len(dropped["row"])
     relabel = read_decisions(tmp_path / "relabel.csv")
+    assert sorted(relabel["row"]) == sorted(suspects["row"]) and set(relabel["action"]) <= {"keep", "relabel"}
     new_label = dict(zip(suspects["row"], suspects["suggested_label"]))
     assert [new_label[row] for row, label in zip(relabel["row"], relabel["label"]) if label is not None] == [
         label for label in relabel["label"] if label is not None

@@ -43,7 +43,7 @@ def test_suspects_are_dropped_or_given_their_suggested_label():
 @pytest.mark.parametrize("settings, message", [
     ({"label_issue_action": "fix"}, "label_issue_action"),
     ({"label_issue_start": 1.5}, r"must be in \[0, 1\]"),
-    ({"label_issue_action": "drop", "label_issue_cutoff": "sometimes"}, "`label_issue_cutoff` must be one of"),
+    ({"label_issue_action": "drop", "label_issue_cutoff": "sometimes"}, "Unknown cut-off .sometimes.: choose one of"),
     ({"label_issue_cutoff": "never_right"}, r"used only when acting on label issues: set `label_issue_action`"),
 ])  # fmt: skip
 def test_bad_settings_are_refused(settings, message):

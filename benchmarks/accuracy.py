@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 from sada_hf.arguments import DEMO_DEFAULTS
 
 import pretrain
+from provenance import provenance
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.jsonl"  # --results names another file
 
@@ -128,7 +128,7 @@ def setting(options: argparse.Namespace) -> dict:
             "config_overrides": "default ViT", "learning_rate": DEMO_DEFAULTS["learning_rate"], "window": 10,
         }  # fmt: skip
     if options.model == "vit_finetune":
-        overrides = "pretrained " + pretrain.folder().name
+        overrides = f"pretrained {pretrain.folder().name} weights {pretrain.weights_digest()}"
     else:
         flags = MODELS[options.model]
         overrides = options.config_overrides or flags[flags.index("--config_overrides") + 1]
@@ -230,8 +230,7 @@ def run_one(options: argparse.Namespace, strategy: str, seed: int) -> dict:
             "minutes": minutes,
             **diagnostics,
             "command": pretrain.typed(argv[:-2]),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "date": time.strftime("%Y-%m-%d"),
+            **provenance(),
         }
 
 
@@ -372,17 +371,21 @@ def comparison_markdown(groups: dict, comparison: tuple) -> str:
     if paired:
         lines += ["", "| paired difference (points) | mean ± std | per seed | seeds positive |", "|---|---|---|---|"]
         lines += paired
-    if comparison[COMPARISON_FIELDS.index("logit_adjustment")] is not None:
-        lines += ["", adjustment_markdown(groups, comparison)]
+    adjustment = adjustment_markdown(groups, comparison)
+    if adjustment:
+        lines += ["", adjustment]
     return "\n".join(lines)
 
 
 def adjustment_markdown(groups: dict, comparison: tuple) -> str:
     """Logit adjustment alone: for each strategy run both in `comparison` (a logit-adjusted one) and in the same
     setting without the adjustment, the paired test-accuracy differences (adjusted - plain) and the few-shot
-    accuracy of each (mean, and its lowest seed: rule 9 asks for the tail on every seed)."""
+    accuracy of each (mean, and its lowest seed: rule 9 asks for the tail on every seed); empty when `comparison`
+    is not logit-adjusted or no strategy ran in both."""
     position = COMPARISON_FIELDS.index("logit_adjustment")
     tau = comparison[position]
+    if tau is None:
+        return ""
     plain = (*comparison[:position], None, *comparison[position + 1 :])  # rows record only a non-default tau
     lines = []
     for strategy in STRATEGIES:
@@ -406,7 +409,7 @@ def adjustment_markdown(groups: dict, comparison: tuple) -> str:
         f"| logit adjustment (tau {tau:g}) - plain loss, paired (points) | mean ± std | per seed | seeds positive "
     )
     few = "| few-shot accuracy (%), plain -> adjusted |"
-    return "\n".join([columns + few, "|---|---|---|---|---|", *lines])
+    return "\n".join([columns + few, "|---|---|---|---|---|", *lines]) if lines else ""
 
 
 def table(options: argparse.Namespace) -> None:
@@ -457,7 +460,9 @@ HEADLINE_REGIMES = {
         model="resnet", examples_per_class=1000, imbalance_ratio=100.0, epochs=80, logit_adjustment=1.0
     ),
     "balanced, fine-tune": dict(model="vit_finetune", examples_per_class=250, imbalance_ratio=None),
-    "long-tailed, fine-tune": dict(model="vit_finetune", examples_per_class=500, imbalance_ratio=50.0),
+    "long-tailed, fine-tune": dict(
+        model="vit_finetune", examples_per_class=500, imbalance_ratio=50.0, logit_adjustment=None
+    ),
 }
 HEADLINE_ROWS = (
     ("sada_rank", "trivialaugment", "the paper's method (default) - TrivialAugment"),

@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # noqa: E402
 import label_errors  # noqa: E402
+import pretrain  # noqa: E402
 import review_page  # noqa: E402
 import store_shards  # noqa: E402
 
@@ -42,6 +43,7 @@ _WHOLE_TABLES = {
     "store_shards.py table": store_shards.table_markdown,
     "store_shards.py memory": store_shards.memory_markdown,
     "review_page.py table": review_page.table_markdown,
+    "pretrain.py table": pretrain.table_markdown,
 }
 
 

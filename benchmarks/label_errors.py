@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -48,6 +46,7 @@ from sada_hf.label_issues import CUTOFF  # noqa: E402
 
 from accuracy import MODELS, train_argv, training_split  # noqa: E402
 from pretrain import typed  # noqa: E402
+from provenance import changed_versions, provenance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
 FINDERS = {  # id: the README table's title
@@ -441,13 +440,16 @@ def run(options: argparse.Namespace) -> None:
                     **common,
                     **row,
                     "seed": seed,
-                    "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                    "date": time.strftime("%Y-%m-%d"),
+                    **provenance(),
                 }
                 if key(row) in done:  # made on the way to a wanted one, and already in the results
                     before = stored.get(key(row), {}).get("accuracy")
                     if before is not None and "accuracy" in row:
-                        again = "reproduced" if before == row["accuracy"] else f"differs from {100 * before:.2f}%"
+                        again = (
+                            "reproduced"
+                            if before == row["accuracy"]
+                            else f"differs from {100 * before:.2f}% ({changed_versions(stored[key(row)], row)})"
+                        )
                         print(f"{row['finder']:16s} seed {seed}: ran again, {100 * row['accuracy']:.2f}% {again}")
                     continue
                 done.add(key(row))

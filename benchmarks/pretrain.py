@@ -1,11 +1,11 @@
 """A pretrained ViT made offline, for the fine-tune benchmark: no checkpoint can be downloaded here, so
 one is trained once on the six animal classes of CIFAR-10 and cached outside the repository.
 
-    python benchmarks/pretrain.py          # trains once (about 45 minutes on 2 CPU cores), then reuses it
+    python benchmarks/pretrain.py          # trains once (about 35 minutes on 2 CPU cores), then reuses it
     python benchmarks/pretrain.py table    # the recipe, accuracy and time of each pretraining recorded
 
 The model is a `ViTConfig` ViT (patch 4 at 32 px, 6 layers of width 128: about 1.2M parameters, sized so
-that 16 epochs over the 30,000 animal training images fit in about 45 minutes on 2 CPU cores), trained
+that 16 epochs over the 30,000 animal training images fit in about 35 minutes on 2 CPU cores), trained
 through `sada-hf train` with TrivialAugment and saved with `save_pretrained` plus its image processor.
 The fine-tune benchmark (`accuracy.py --model vit_finetune`) loads it the way a user loads a Hub
 checkpoint: `--model_name_or_path <folder> --ignore_mismatched_sizes` (a new 4-class head for the
@@ -20,13 +20,14 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from provenance import provenance
 
 RESULTS = Path(__file__).parent / "results" / "pretrain.jsonl"
 CACHE = Path(os.environ.get("SADA_CACHE", Path.home() / ".cache" / "sada_hf")) / "pretrained"
@@ -71,6 +72,16 @@ def folder(seed: int = 0) -> Path:
     return CACHE / f"vit-animals-seed{seed}-{digest}"
 
 
+def weights_digest(seed: int = 0) -> str:
+    """The first 12 hex digits of the SHA-256 of the pretrained weights: the same recipe made again on other
+    package versions gives another model, and fine-tune rows of different models must not be paired."""
+    return _digest(pretrained(seed))
+
+
+def _digest(folder: Path) -> str:
+    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
+
+
 def typed(argv: list[str]) -> str:
     """The `sada-hf train` command line as a user types it: a path under the home folder is written from
     `~`, so the recorded command runs on any machine."""
@@ -108,10 +119,10 @@ def pretrained(seed: int = 0) -> Path:
         "accuracy": evaluation["eval_accuracy"],  # on the 6,000 animal test images
         "minutes": minutes,
         "parameters": _parameters(staging),
+        "weights": _digest(staging),
         "command": typed(recipe(seed)),
         "folder": target.name,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance(),
     }
     (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
     staging.rename(target)
@@ -128,18 +139,24 @@ def _parameters(path: Path) -> int:
     return sum(p.numel() for p in AutoModelForImageClassification.from_pretrained(path).parameters())
 
 
-def table() -> None:
-    """The recorded pretrainings: recipe, accuracy on the animal test images, time."""
-    print("| seed | parameters | animal test accuracy (%) | minutes | machine | date |")
-    print("|---|---|---|---|---|---|")
+def table_markdown() -> str:
+    """The recorded pretrainings (recipe, accuracy on the animal test images, time, package versions) as
+    Markdown: a pretraining made again on other package versions need not give the same model."""
+    lines = [
+        "| seed | parameters | animal test accuracy (%) | minutes | machine | torch / Pillow | weights | date |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines()] if RESULTS.exists() else []
     for row in rows:
-        print(
+        versions = row.get("versions")
+        made_with = f"{versions['torch']} / {versions['pillow']}" if versions else "not recorded"
+        lines.append(
             f"| {row['seed']} | {row['parameters'] / 1e6:.2f}M | {100 * row['accuracy']:.2f} | {row['minutes']:.1f} "
-            f"| {row['machine']} | {row['date']} |"
+            f"| {row['machine']} | {made_with} | {row.get('weights', 'not recorded')} | {row['date']} |"
         )
     if rows:
-        print(f"\nCommand: `{rows[-1]['command']} --output_dir <cache folder>`")
+        lines += ["", f"Command: `{rows[-1]['command']} --output_dir <cache folder>`"]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -148,7 +165,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args()
     if options.command == "table":
-        table()
+        print(table_markdown())
     else:
         print(pretrained(options.seed))
 

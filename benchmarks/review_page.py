@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +22,8 @@ import numpy as np
 from sada_hf.data import load_cifar10
 from sada_hf.label_issues import rank_label_issues
 from sada_hf.review import thumbnail_positions, write_review_page
+
+from provenance import provenance
 
 RESULTS = Path(__file__).parent / "results" / "review_page.jsonl"
 
@@ -54,7 +54,6 @@ def run(options: argparse.Namespace) -> None:
     """Build the page for each share of suspects and append one row per page to the results file."""
     train = load_cifar10("train")
     labels, rows = np.asarray(train["label"]), np.asarray(train["row"])
-    machine = f"{platform.machine()}, {os.cpu_count()} cores"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for share in options.suspect_shares:
         stats = synthetic_statistics(labels, rows, share)
@@ -74,8 +73,7 @@ def run(options: argparse.Namespace) -> None:
             "page_bytes": size,
             "thumbnail_bytes": page.index("</script>", begin) - begin,
             "seconds": seconds,
-            "machine": machine,
-            "date": time.strftime("%Y-%m-%d"),
+            **provenance(),
         }
         with RESULTS.open("a") as handle:
             handle.write(json.dumps(row) + "\n")

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from sada_hf.job import build_transforms
 from sada_hf.modeling import build_model_and_processor
 
 from accuracy import MODELS
+from provenance import provenance
 
 RESULTS = Path(__file__).parent / "results" / "strength_dynamics.jsonl"
 
@@ -122,8 +121,7 @@ def run(options: argparse.Namespace) -> None:
         "wrong": {"images": int(wrong.sum()), "strength": float(np.nanmean(final[wrong]))},
         "spearman_strength_loss": spearman(final, losses),
         "minutes": (time.time() - start) / 60,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance(),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as handle:

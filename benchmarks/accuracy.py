@@ -128,7 +128,7 @@ def setting(options: argparse.Namespace) -> dict:
             "config_overrides": "default ViT", "learning_rate": DEMO_DEFAULTS["learning_rate"], "window": 10,
         }  # fmt: skip
     if options.model == "vit_finetune":
-        overrides = f"pretrained {pretrain.folder().name} weights {pretrain.weights_digest()}"
+        overrides = "pretrained " + pretrain.folder().name
     else:
         flags = MODELS[options.model]
         overrides = options.config_overrides or flags[flags.index("--config_overrides") + 1]
@@ -140,6 +140,9 @@ def setting(options: argparse.Namespace) -> dict:
         **({"label_noise": options.label_noise} if options.label_noise else {}),
         "epochs": options.epochs,
         "config_overrides": overrides,
+        # The pretrained model's weights (rows before 2026-12-04 lack it): the recipe made again on other
+        # package versions is another model, and rows of two models are never paired.
+        **({"weights": pretrain.weights_digest()} if options.model == "vit_finetune" else {}),
         "learning_rate": options.learning_rate,
         "window": options.window,
         **{name: value for name, value in optional.items() if value != _OPTIONAL_SETTINGS[name]},
@@ -278,6 +281,7 @@ COMPARISON_FIELDS = (
     "label_noise",
     "epochs",
     "config_overrides",
+    "weights",
     "learning_rate",
     "window",
     *_OPTIONAL_SETTINGS,
@@ -427,7 +431,7 @@ def table(options: argparse.Namespace) -> None:
                                 ("logit adjustment", "logit_adjustment"))
             if s[field] is not None
         )  # fmt: skip
-        model, overrides = s["model"], s["config_overrides"]
+        model, overrides = s["model"], s["config_overrides"] + (f", weights {s['weights']}" if s["weights"] else "")
         print(f"\n#### {model} ({overrides}), {data}, {recipe_notes}\n")
         print(comparison_markdown(groups, comparison))
     rows = [row for runs in groups.values() for row in runs]
@@ -461,7 +465,7 @@ HEADLINE_REGIMES = {
     ),
     "balanced, fine-tune": dict(model="vit_finetune", examples_per_class=250, imbalance_ratio=None),
     "long-tailed, fine-tune": dict(
-        model="vit_finetune", examples_per_class=500, imbalance_ratio=50.0, logit_adjustment=None
+        model="vit_finetune", examples_per_class=500, imbalance_ratio=50.0, weights=None, logit_adjustment=None
     ),
 }
 HEADLINE_ROWS = (

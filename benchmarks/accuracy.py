@@ -71,6 +71,8 @@ STRATEGIES = {
 FROM_SCRATCH = {"scratch_trivialaugment": ["--learning_rate", "1e-3"]}
 # Paired comparisons reported per seed: (strategy, baseline).
 PAIRS = (
+    ("sada_rank", "trivialaugment"),  # the paper's method, against the baseline and its own shuffled control
+    ("sada_rank", "sada_shuffled"),
     ("probe_rank", "trivialaugment"),
     ("probe_rank", "probe_shuffled"),
     ("probe_rank", "sada_rank"),
@@ -464,8 +466,13 @@ HEADLINE_REGIMES = {
         model="resnet", examples_per_class=1000, imbalance_ratio=100.0, epochs=80, logit_adjustment=1.0
     ),
     "balanced, fine-tune": dict(model="vit_finetune", examples_per_class=250, imbalance_ratio=None),
-    "long-tailed, fine-tune": dict(
-        model="vit_finetune", examples_per_class=500, imbalance_ratio=50.0, weights=None, logit_adjustment=None
+    # Rule 9: the long-tailed fine-tune that learns the tail (logit adjustment, the model of 2026-12-04).
+    "long-tailed, fine-tune, logit-adjusted loss": dict(
+        model="vit_finetune",
+        examples_per_class=500,
+        imbalance_ratio=50.0,
+        weights="b71e3f505d6e",
+        logit_adjustment=1.0,
     ),
 }
 HEADLINE_ROWS = (

@@ -17,6 +17,7 @@ renamed, so a folder that exists is complete. Deterministic for a seed: every dr
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -72,6 +73,7 @@ def folder(seed: int = 0) -> Path:
     return CACHE / f"vit-animals-seed{seed}-{digest}"
 
 
+@functools.cache
 def weights_digest(seed: int = 0) -> str:
     """The first 12 hex digits of the SHA-256 of the pretrained weights: the same recipe made again on other
     package versions gives another model, and fine-tune rows of different models must not be paired."""

@@ -1,5 +1,6 @@
 """Where and with what a benchmark row was made. Runs reproduce bit for bit on the same machine and package
-versions; another torch or Pillow (its JPEG decoder) changes the numbers, so every row records them."""
+versions; other package versions changed the numbers once (which package was not isolated), so every row
+records them."""
 
 from __future__ import annotations
 

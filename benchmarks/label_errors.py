@@ -620,8 +620,8 @@ def acting_lines(group: list[dict]) -> list[str]:
         )
     columns = ["acting on the suspects", "trainings", "minutes (median)", "test accuracy (%)"]
     lines = _table([*columns, "recovered share (per seed)", "wrong labels before -> after", "seeds"], rows)
-    # Rule 10: relabel against drop, in-run against training again; rule 11: each action against the noisy run,
-    # and never_right's drop against the default cut-off's better action (relabel).
+    # Rule 10: relabel against drop, in-run against training again; rule 11: each action (and cleanlab's) against
+    # the noisy run, and never_right's drop against the default cut-off's better action (relabel).
     pairs = [
         ("retrain-relabel", "retrain-drop"),
         ("retrain-drop-never-right", "retrain-drop"),
@@ -630,7 +630,7 @@ def acting_lines(group: list[dict]) -> list[str]:
         ("in-run-drop", "retrain-drop"),
         ("in-run-relabel", "retrain-relabel"),
     ]
-    pairs += [(ours, "noisy") for ours in (*RETRAINS, *IN_RUN)]
+    pairs += [(ours, "noisy") for ours in (*RETRAINS, *IN_RUN, "cleanlab-prune")]
     pairs += [(ours, "cleanlab-prune") for ours in (*RETRAINS, *IN_RUN)]
     paired = []
     for finder, other in pairs:

@@ -32,7 +32,7 @@ from pathlib import Path
 from sada_hf.arguments import DEMO_DEFAULTS
 
 import pretrain
-from provenance import provenance
+from provenance import machine, provenance
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.jsonl"  # --results names another file
 
@@ -440,7 +440,7 @@ def table(options: argparse.Namespace) -> None:
     if rows:
         last = json.loads(options.results.read_text().splitlines()[-1])
         print(f"\nCommand of the last run (the others differ in the strategy flags and --seed): `{last['command']}`")
-        print(f"Machine: {last['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}.")
+        print(f"Machine: {machine(last)}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}.")
 
 
 def paired_differences(groups: dict, comparison: tuple, strategy: str, baseline: str) -> list[float]:

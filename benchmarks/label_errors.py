@@ -46,7 +46,7 @@ from sada_hf.label_issues import CUTOFF  # noqa: E402
 
 from accuracy import MODELS, train_argv, training_split  # noqa: E402
 from pretrain import typed  # noqa: E402
-from provenance import changed_versions, provenance  # noqa: E402
+from provenance import machine, provenance, provenance_differences  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "label_errors.jsonl"
 FINDERS = {  # id: the README table's title
@@ -448,7 +448,7 @@ def run(options: argparse.Namespace) -> None:
                         again = (
                             "reproduced"
                             if before == row["accuracy"]
-                            else f"differs from {100 * before:.2f}% ({changed_versions(stored[key(row)], row)})"
+                            else f"differs from {100 * before:.2f}% ({provenance_differences(stored[key(row)], row)})"
                         )
                         print(f"{row['finder']:16s} seed {seed}: ran again, {100 * row['accuracy']:.2f}% {again}")
                     continue
@@ -718,7 +718,7 @@ def table(options: argparse.Namespace) -> None:
         last = next((r for r in reversed(rows) if r["finder"] in OURS or r["finder"] in ACTING), rows[-1])
         print(f"\nCommand of our last run ({last['finder']}): `{last['command']}`")
         print(
-            f"Machine: {rows[-1]['machine']}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
+            f"Machine: {machine(rows[-1])}; dates: {min(r['date'] for r in rows)} to {max(r['date'] for r in rows)}."
         )
 
 

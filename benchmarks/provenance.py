@@ -19,9 +19,10 @@ def cpu() -> str:
     """The CPU's model name and the vector kernels torch picked for it ('AMD EPYC, AVX2'): two hosts with the
     same packages gave different numbers, and the kernels are the first suspect."""
     cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-             if line.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
-    return f"{names[0] if names else platform.processor() or 'unknown CPU'}, {torch.backends.cpu.get_cpu_capability()}"
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    name = next(names, platform.processor() or "unknown CPU")
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def provenance() -> dict:
